@@ -1,0 +1,169 @@
+"""Sources: find the input files, recognise each one's format, and load it into the event store.
+
+Inputs may be files, directories (recursive), globs, `-` (standard input), and `.gz` / `.zip`
+containers; each container member is read as a file of its own, named `archive.zip!member`.
+The format of each file is sniffed from its first bytes unless the user names it.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import shutil
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from stagehunt.diagnostics import Diagnostics
+from stagehunt.sources import jsonfile
+from stagehunt.sources.dialects import DIALECTS
+from stagehunt.store import EventStore, FileInfo
+
+
+class InputError(Exception):
+    """A user-facing problem with an input (missing, unreadable, unrecognised); one line."""
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str  # as shown to the user and cited in evidence
+    path: Path  # a readable local file (containers and stdin are unpacked to a temp dir first)
+
+
+Loader = Callable[[EventStore, Path, str, Diagnostics], FileInfo]
+
+
+def _json_loader(dialect: str | None) -> Loader:
+    def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
+        return jsonfile.load_json(store, path, name, dialect, diag)
+    return load
+
+
+def _lazy(module: str, func: str = "load") -> Loader:
+    """Import a reader module on first use, so a missing optional library only hurts its format."""
+    def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
+        import importlib
+        return getattr(importlib.import_module(f"stagehunt.sources.{module}"), func)(store, path, name, diag)
+    return load
+
+
+# --format names -> loaders. "json" sniffs the dialect per file.
+READERS: dict[str, Loader] = {
+    "json": _json_loader(None),
+    **{name: _json_loader(name) for name in DIALECTS},
+    "evtx": _lazy("evtxfile"),
+    "xml": _lazy("xmlfile"),
+    "syslog": _lazy("xmlfile", "load_syslog"),
+    "azure-syslog": _lazy("xmlfile", "load_azure_syslog"),
+}
+
+FORMAT_HELP = {
+    "auto": "sniff each file",
+    "json": "JSON lines or array, dialect sniffed per file",
+    **{name: d.description for name, d in DIALECTS.items()},
+    "evtx": "Windows EVTX (Sysmon Operational, Security 4688/5156)",
+    "xml": "Windows Event XML (wevtutil / Get-WinEvent exports)",
+    "syslog": "Sysmon for Linux syslog lines carrying XML",
+    "azure-syslog": "Azure Monitor Syslog rows with Sysmon-for-Linux XML in SyslogMessage",
+}
+
+
+def sniff(path: Path) -> str | None:
+    """Name of the reader for this file from its first bytes, or None."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if head.startswith(b"ElfFile\x00"):
+        return "evtx"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"<"):
+        return "xml"
+    first = text.split(b"\n", 1)[0]
+    if b"<Event" in first and b"<System>" in first:
+        return "syslog"
+    if text.startswith((b"{", b"[")):
+        rec = jsonfile.first_record(path)
+        if isinstance(rec, dict) and isinstance(rec.get("SyslogMessage"), str):
+            msg = rec["SyslogMessage"]
+            if "<Event>" in msg or "<Event " in msg:
+                return "azure-syslog"
+            return None
+        return "json" if rec is not None and jsonfile.sniff_dialect(rec) else None
+    return None
+
+
+def expand(paths: list[str], workdir: Path) -> Iterator[Input]:
+    """Every input file named by `paths`, containers unpacked into `workdir`. Raises InputError."""
+    for p in paths:
+        if p == "-":
+            dest = workdir / "stdin"
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out)
+            yield from _unpack(Input("<stdin>", dest), workdir)
+            continue
+        path = Path(p)
+        if path.is_dir():
+            for f in sorted(x for x in path.rglob("*") if x.is_file() and not x.name.startswith(".")):
+                yield from _unpack(Input(str(f), f), workdir)
+        elif path.is_file():
+            yield from _unpack(Input(str(path), path), workdir)
+        elif any(ch in p for ch in "*?["):
+            matches = sorted(glob.glob(p, recursive=True))
+            if not matches:
+                raise InputError(f"{p}: no file matches this pattern")
+            for m in matches:
+                if Path(m).is_file():
+                    yield from _unpack(Input(m, Path(m)), workdir)
+        else:
+            raise InputError(f"{p}: no such file or directory")
+
+
+def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
+    with open(inp.path, "rb") as f:
+        magic = f.read(4)
+    n = len(list(workdir.iterdir()))
+    if magic[:2] == b"\x1f\x8b":
+        dest = workdir / f"{n}-{inp.path.name.removesuffix('.gz')}"
+        try:
+            with gzip.open(inp.path, "rb") as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except (OSError, EOFError) as e:
+            # a truncated gzip still yields what was decompressed before the damage
+            if not dest.exists() or dest.stat().st_size == 0:
+                raise InputError(f"{inp.name}: cannot decompress gzip: {e}") from None
+        yield Input(inp.name.removesuffix(".gz") if inp.name.endswith(".gz") else inp.name, dest)
+    elif magic == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(inp.path) as z:
+                for k, member in enumerate(z.infolist()):
+                    if member.is_dir():
+                        continue
+                    dest = workdir / f"{n}-{k}-{Path(member.filename).name}"
+                    with z.open(member) as src, open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+                    yield from _unpack(Input(f"{inp.name}!{member.filename}", dest), workdir)
+        except zipfile.BadZipFile as e:
+            raise InputError(f"{inp.name}: cannot open zip archive: {e}") from None
+    else:
+        yield inp
+
+
+def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
+         on_file: Callable[[Input], None] | None = None) -> list[FileInfo]:
+    """Load every input; an unrecognised or unreadable file becomes a diagnostic, never a crash."""
+    infos = []
+    for inp in inputs:
+        if on_file:
+            on_file(inp)
+        name = fmt if fmt != "auto" else sniff(inp.path)
+        if name is None:
+            diag.add(inp.name, "unrecognised format (tried: " + ", ".join(k for k in FORMAT_HELP if k != "auto") + ")")
+            store.begin_file(inp.name, "unrecognised")
+            continue
+        try:
+            infos.append(READERS[name](store, inp.path, inp.name, diag))
+        except (ValueError, OSError) as e:
+            diag.add(inp.name, f"cannot read as {name}: {e}")
+    store.finish()
+    return infos

@@ -1,0 +1,130 @@
+"""The event store: an embedded DuckDB holding the canonical `events` table.
+
+DuckDB keeps the events columnar and spills to disk past its memory limit, so millions of events
+never live as Python objects. Readers insert through `insert_json` (JSON lines in a known dialect)
+or `insert_arrow`; both record where each row came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from stagehunt.schema import COLUMN_NAMES, create_table_sql
+
+
+@dataclass
+class FileInfo:
+    """What was read from one input file (for `inspect` and run summaries)."""
+
+    name: str
+    format: str
+    first_rowid: int
+    rows: int = 0
+    origin_unit: str = "line"  # line | record
+    notes: list[str] = field(default_factory=list)
+
+
+class EventStore:
+    """One DuckDB connection with the `events` table; a context manager."""
+
+    def __init__(self, memory_limit: str = "2GB", temp_directory: str | None = None, threads: int | None = None):
+        self._tmp = tempfile.TemporaryDirectory(prefix="stagehunt-")
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET preserve_insertion_order = true")  # rowid order = file order: line numbers for free
+        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        self.con.execute(f"SET temp_directory = '{temp_directory or self._tmp.name}'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.con.execute(create_table_sql())
+        self.files: list[FileInfo] = []
+        self._next_rowid = 0
+
+    @property
+    def tmpdir(self) -> Path:
+        return Path(self._tmp.name)
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+        self._tmp.cleanup()
+
+    # -- inserting -------------------------------------------------------------------------------
+
+    def begin_file(self, name: str, fmt: str, origin_unit: str = "line") -> FileInfo:
+        info = FileInfo(name, fmt, self._next_rowid, origin_unit=origin_unit)
+        self.files.append(info)
+        return info
+
+    def insert_select(self, info: FileInfo, select_sql: str, params: list, origins: pa.Table | None = None) -> int:
+        """Insert the rows of a SELECT yielding canonical columns up to (not including) the source_* ones.
+
+        Without `origins`, the n-th row is line n of `info.name`. With it, row n takes
+        `origins["line"][n]` and `origins["record"][n]` (for readers that rewrite their input).
+        Raises duckdb.Error on input DuckDB rejects; the statement then inserts nothing.
+        """
+        n = self.con.execute(f"INSERT INTO events SELECT *, ?, NULL, NULL FROM ({select_sql})",
+                             [info.name, *params]).fetchone()[0]
+        base = self._next_rowid
+        if origins is None:
+            self.con.execute("UPDATE events SET source_line = rowid - ? + 1 WHERE rowid >= ?", [base, base])
+        else:
+            self.con.register("_origins", origins)
+            self.con.execute(
+                "UPDATE events SET source_line = o.line, source_record = o.record FROM "
+                "(SELECT row_number() OVER () - 1 AS ordinal, line, record FROM _origins) o "
+                "WHERE events.rowid >= ? AND events.rowid - ? = o.ordinal", [base, base])
+            self.con.unregister("_origins")
+        self._next_rowid += n
+        info.rows += n
+        return n
+
+    def insert_arrow(self, info: FileInfo, table: pa.Table) -> int:
+        """Insert rows already in canonical columns (missing columns are NULL)."""
+        cols = [c if c in table.column_names else None for c in COLUMN_NAMES]
+        select = ", ".join(f'"{c}"' if c else "NULL" for c in cols)
+        self.con.register("_batch", table)
+        self.con.execute(f"INSERT INTO events SELECT {select} FROM _batch")
+        self.con.unregister("_batch")
+        self._next_rowid += table.num_rows
+        info.rows += table.num_rows
+        return table.num_rows
+
+    # -- after loading ---------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Normalise what SQL cannot: IP spellings (IPv6 forms, IPv4-mapped text) to one text form."""
+        for col in ("src_ip", "dst_ip", "remote_ip"):
+            odd = self.con.execute(
+                f"SELECT DISTINCT {col} FROM events WHERE {col} LIKE '%:%' OR {col} LIKE '% %' OR {col} LIKE '[%'"
+            ).fetchall()
+            fixes = [(raw, norm) for (raw,) in odd if (norm := canonical_ip(raw)) != raw]
+            if fixes:
+                self.con.register("_ipfix", pa.table({"raw": [r for r, _ in fixes], "norm": [n for _, n in fixes]}))
+                self.con.execute(f"UPDATE events SET {col} = f.norm FROM _ipfix f WHERE events.{col} = f.raw")
+                self.con.unregister("_ipfix")
+
+    def count(self) -> int:
+        return self.con.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def canonical_ip(text: str | None) -> str | None:
+    """One text form per address: compressed IPv6, no brackets or zone; unparseable text kept as is."""
+    if text is None:
+        return None
+    t = text.strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(t.split("%", 1)[0]))
+    except ValueError:
+        return text
