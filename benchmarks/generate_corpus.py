@@ -31,9 +31,8 @@ PAD = "x" * 300  # a realistic Message field makes events about 1 KB, as real ex
 
 
 def _guid(rng: random.Random) -> str:
-    return "{%08x-%04x-%04x-%04x-%012x}" % (
-        rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16), rng.getrandbits(16), rng.getrandbits(48)
-    )
+    a, b, c, d, e = (rng.getrandbits(n) for n in (32, 16, 16, 16, 48))
+    return f"{{{a:08x}-{b:04x}-{c:04x}-{d:04x}-{e:012x}}}"
 
 
 def _public_ip(rng: random.Random) -> str:
@@ -78,7 +77,7 @@ def generate(n_events: int, seed: int = 1104):
                 "ParentProcessId": str(parent["pid"]) if parent else "4",
                 "ParentImage": parent["image"] if parent else r"C:\Windows\explorer.exe",
                 "ParentCommandLine": "explorer.exe", "IntegrityLevel": "Medium",
-                "Hashes": "SHA256=" + "%064x" % rng.getrandbits(256),
+                "Hashes": "SHA256=" + f"{rng.getrandbits(256):064x}",
                 "Company": "Microsoft Corporation", "Product": "Windows", "OriginalFileName": "x.exe",
                 "CurrentDirectory": "C:\\Users\\user\\",
             })
@@ -88,7 +87,10 @@ def generate(n_events: int, seed: int = 1104):
             common = {"ProcessGuid": proc["guid"], "ProcessId": str(proc["pid"]), "Image": proc["image"]}
             if r < 0.85:
                 planted = proc["planted"]
-                dst = _public_ip(rng) if (planted or rng.random() < 0.3) else f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+                if planted or rng.random() < 0.3:
+                    dst = _public_ip(rng)
+                else:
+                    dst = f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
                 base.update(common)
                 base.update({
                     "EventID": 3, "User": "CORP\\user", "Protocol": "tcp", "Initiated": "true",
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=1104, help="random seed (same seed, same corpus)")
     ap.add_argument("-o", "--output", default="-", help="output file (default: standard output)")
     args = ap.parse_args(argv)
-    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
     with out:
         buf = []
         for ev in generate(args.events, args.seed):

@@ -99,7 +99,8 @@ def report_problems(diag: Diagnostics, strict: bool) -> None:
 def inspect(
     paths: PathsArg,
     fmt: FormatOpt = "auto",
-    as_json: Annotated[bool, typer.Option("--json", help="Write a JSON document for tools instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Write a JSON document for tools instead of a table.")
+                       ] = False,
     strict: StrictOpt = False,
 ) -> None:
     """Show per file: detected format, event counts by event id, time span, hosts and parse errors."""
@@ -127,6 +128,112 @@ def inspect(
                     str(r.error_count))))
             out.print(table)
         report_problems(diag, strict)
+        return 0
+
+    guarded(run)
+
+
+OUTPUTS = ("table", "jsonl", "csv", "ocsf")
+
+
+@app.command()
+def hunt(
+    paths: PathsArg,
+    fmt: FormatOpt = "auto",
+    output: Annotated[str, typer.Option("--output", "-O", help="Output: table (default), jsonl, "
+                                        "csv (formula-injection safe) or ocsf (Detection Finding, class 2004).")
+                      ] = "table",
+    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Write findings to this file instead of "
+                                                  "standard output.", dir_okay=False)] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file "
+                                                     "(see `stagehunt config show`).")] = None,
+    min_ips: Annotated[int | None, typer.Option(help="Distinct external IPs that make a finding "
+                                                "(config detection.min_ips; default 2).")] = None,
+    strong_ips: Annotated[int | None, typer.Option(help="Distinct IPs that make it a strong indicator "
+                                                   "(config detection.strong_ips; default 3).")] = None,
+    window: Annotated[str | None, typer.Option(help="Time window, e.g. 30m, 24h, 7d "
+                                               "(config detection.window; default 24h).")] = None,
+    window_mode: Annotated[str | None, typer.Option(help="sliding (default) or tumbling (the seed's fixed "
+                                                    "UTC timeslices) (config detection.window_mode).")] = None,
+    group_by: Annotated[str | None, typer.Option(help="process (per process instance, default) or seed "
+                                                 "(host, user, image, command line) (config detection.group_by).")
+                          ] = None,
+    count_internal: Annotated[bool | None, typer.Option("--count-internal/--external-only", help="Also count "
+                              "private/internal destinations, e.g. a lab C2 on RFC 1918 "
+                              "(config scope.count_internal).")
+                              ] = None,
+    home_net: Annotated[list[str] | None, typer.Option("--home-net", help="A CIDR of your own networks, never "
+                        "external; repeat for more (config scope.home_networks).")] = None,
+    detection: Annotated[list[str] | None, typer.Option("--detection", "-d", help="Run only this detection; "
+                         "repeat for more (default: all).")] = None,
+    strict: StrictOpt = False,
+) -> None:
+    """Hunt for multi-stage C2: read the telemetry, run the detections, write explained findings."""
+
+    def run() -> int:
+        from stagehunt import api, sinks
+        from stagehunt.config import ConfigError, load_config, parse_duration
+        from stagehunt.detections import DETECTIONS
+
+        if output not in OUTPUTS:
+            fail(f"unknown --output {output!r}; choose one of: {', '.join(OUTPUTS)}")
+        for d in detection or []:
+            if d not in DETECTIONS:
+                fail(f"unknown --detection {d!r}; choose from: {', '.join(DETECTIONS)}")
+        try:
+            cfg = load_config(config_file)
+            cfg = cfg.with_overrides(
+                detection={"min_ips": min_ips, "strong_ips": strong_ips,
+                           "window": parse_duration(window) if window else None,
+                           "window_mode": window_mode, "group_by": group_by},
+                scope={"count_internal": count_internal,
+                       "home_networks": (*cfg.scope.home_networks, *home_net) if home_net else None})
+        except ConfigError as e:
+            fail(str(e))
+        diag = Diagnostics()
+        result = api.hunt_detailed(paths, cfg, fmt, detection or None, diag, load=load_inputs)
+        if out_file is not None:
+            with sinks.open_sink(output, out_file) as sink:
+                for f in result.findings:
+                    sink.write(f)
+        elif output == "table":
+            with sinks.open_sink("table", Console(highlight=False)) as sink:
+                for f in result.findings:
+                    sink.write(f)
+        else:
+            with sinks.open_sink(output, sys.stdout) as sink:
+                for f in result.findings:
+                    sink.write(f)
+        err.print(Text(f"{len(result.findings)} finding(s) from {result.events} event(s) in "
+                       f"{len(result.files)} file(s)"))
+        report_problems(diag, strict)
+        return 0
+
+    guarded(run)
+
+
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file to apply "
+                                                     "over the shipped defaults.")] = None,
+) -> None:
+    """Print the effective configuration (shipped defaults plus --config) as TOML."""
+
+    def run() -> int:
+        from stagehunt.config import DEFAULT_EXCLUDED_IMAGES, ConfigError, load_config
+
+        try:
+            cfg = load_config(config_file)
+        except ConfigError as e:
+            fail(str(e))
+        typer.echo(cfg.to_toml())
+        if cfg.exclusions.use_defaults:
+            typer.echo("# [exclusions] use_defaults = true excludes these images (exact names, any case):\n# "
+                       + ", ".join(DEFAULT_EXCLUDED_IMAGES))
         return 0
 
     guarded(run)

@@ -47,7 +47,9 @@ def parse_duration(text: str | int | float) -> int:
 
 
 def format_duration(secs: int) -> str:
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+    """Seconds as the shortest exact duration text; hours up to a week read better than days."""
+    units = (("h", 3600), ("m", 60)) if secs < 7 * 86400 else (("d", 86400), ("h", 3600), ("m", 60))
+    for unit, n in units:
         if secs % n == 0:
             return f"{secs // n}{unit}"
     return f"{secs}s"

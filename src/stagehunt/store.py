@@ -120,11 +120,15 @@ class EventStore:
 
 
 def canonical_ip(text: str | None) -> str | None:
-    """One text form per address: compressed IPv6, no brackets or zone; unparseable text kept as is."""
+    """One text form per address: compressed IPv6 without brackets or zone, and IPv4-mapped IPv6
+    as the IPv4 address it is (so `::ffff:8.8.8.8` and `8.8.8.8` count once); unparseable text kept."""
     if text is None:
         return None
     t = text.strip().strip("[]")
     try:
-        return str(ipaddress.ip_address(t.split("%", 1)[0]))
+        a = ipaddress.ip_address(t.split("%", 1)[0])
     except ValueError:
         return text
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
+        return str(a.ipv4_mapped)
+    return str(a)

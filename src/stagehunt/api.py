@@ -1,0 +1,46 @@
+"""The Python API that the CLI wraps: `hunt(paths, config) -> findings`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stagehunt import engine, sources
+from stagehunt.config import Config
+from stagehunt.diagnostics import Diagnostics
+from stagehunt.findings import Finding
+from stagehunt.store import EventStore, FileInfo
+
+
+@dataclass
+class HuntResult:
+    findings: list[Finding]
+    files: list[FileInfo]
+    events: int
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+
+def open_store(cfg: Config) -> EventStore:
+    return EventStore(memory_limit=cfg.engine.memory_limit, threads=cfg.engine.threads or None)
+
+
+def hunt_detailed(paths: Sequence[str | Path], config: Config | None = None, fmt: str = "auto",
+                  detections: list[str] | None = None, diagnostics: Diagnostics | None = None,
+                  load: Callable[[EventStore, list[str], str, Diagnostics], None] | None = None) -> HuntResult:
+    """Read `paths`, run the detections, and return findings with what was read and what could not be."""
+    cfg = config or Config()
+    diag = diagnostics if diagnostics is not None else Diagnostics()
+    with open_store(cfg) as store:
+        names = [str(p) for p in paths]
+        if load is not None:
+            load(store, names, fmt, diag)
+        else:
+            sources.load(store, list(sources.expand(names, store.tmpdir)), fmt, diag)
+        findings = engine.run(store, cfg, detections)
+        return HuntResult(findings, list(store.files), store.count(), diag)
+
+
+def hunt(paths: Sequence[str | Path], config: Config | None = None, fmt: str = "auto") -> list[Finding]:
+    """Findings for the telemetry at `paths` (files, directories, globs, archives), strongest first."""
+    return hunt_detailed(paths, config, fmt).findings

@@ -1,0 +1,35 @@
+"""Detections: each one an id, its ATT&CK mapping, and its logic as SQL over the prepared tables.
+
+The SQL is plain (window functions, joins, list aggregates) so another SQL engine can run the
+same text; `engine.py` prepares the tables it reads (`conn`, `ctx`, `proc`) and turns its rows into
+findings with `build`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stagehunt.config import Config
+from stagehunt.findings import Finding
+
+
+@dataclass(frozen=True)
+class Detection:
+    id: str
+    title: str
+    description: str
+    sql: Callable[[Config], str]  # one row per finding
+    build: Callable[[dict[str, Any], Config], Finding]
+    technique: str = "T1104"
+    tactic: str = "TA0011"  # Command and Control
+
+
+def _registry() -> dict[str, Detection]:
+    from stagehunt.detections import multi_stage_c2, parent_child_handoff
+
+    return {d.id: d for d in (multi_stage_c2.DETECTION, parent_child_handoff.DETECTION)}
+
+
+DETECTIONS: dict[str, Detection] = _registry()

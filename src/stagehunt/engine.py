@@ -1,0 +1,86 @@
+"""The embedded engine: prepare the tables every detection reads, run the detections, build findings.
+
+    events (canonical) -> proc, conn, ctx (processes.py + scope + exclusions) -> detection SQL -> Finding
+
+Scope and exclusions are decided in Python on *distinct* values (addresses, images, users...) and
+joined back as small tables, so per-event work stays inside DuckDB.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from stagehunt import exclusions, processes, scope
+from stagehunt.config import Config
+from stagehunt.detections import DETECTIONS
+from stagehunt.findings import Finding
+from stagehunt.store import EventStore
+
+_MACROS = r"""
+CREATE OR REPLACE TEMP MACRO base_name_of(p) AS regexp_extract(p, '[^\\/]*$');
+"""
+
+
+def _table(con, name: str, data: dict[str, list], types: dict[str, pa.DataType]) -> None:
+    con.register(f"_{name}_arrow", pa.table({k: pa.array(v, types[k]) for k, v in data.items()}))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _{name}_arrow")
+    con.unregister(f"_{name}_arrow")
+
+
+def prepare(store: EventStore, cfg: Config) -> None:
+    """Build proc, ip_scope, conn and ctx in the store's connection."""
+    con = store.con
+    con.execute(_MACROS)
+    processes.build(con)
+    ips = [r[0] for r in con.execute(
+        "SELECT DISTINCT remote_ip FROM events WHERE kind = 'network' AND remote_ip IS NOT NULL").fetchall()]
+    classify = scope.classifier(cfg.scope)
+    dropped = exclusions.Exclusions(cfg.exclusions).excluded_destinations(ips)
+    counted = [classify.is_external(ip) and ip not in dropped for ip in ips]
+    _table(con, "ip_scope", {"ip": ips, "counted": counted}, {"ip": pa.string(), "counted": pa.bool_()})
+    processes.build_connections(con, cfg.exclusions.ports)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE ctx AS
+        SELECT c.pkey, any_value(c.host) AS host, coalesce(p.image, any_value(c.image)) AS image,
+               p.command_line, coalesce(p."user", any_value(c."user")) AS "user",
+               coalesce(p.pid, any_value(c.pid)) AS pid, coalesce(p.guid, any_value(c.guid)) AS guid,
+               p.parent_image, p.parent_command_line, p.parent_pid, p.parent_guid, p.parent_key, p.hashes,
+               p.company, p.product, p.original_file_name, p.key IS NOT NULL AS context_known,
+               p.time AS start_time, p.source_file AS start_file, p.source_line AS start_line,
+               p.source_record AS start_record, false AS excluded
+        FROM conn c LEFT JOIN proc p ON p.key = c.pkey
+        GROUP BY c.pkey, p.key, p.image, p.command_line, p."user", p.pid, p.guid, p.parent_image,
+                 p.parent_command_line, p.parent_pid, p.parent_guid, p.parent_key, p.hashes, p.company, p.product,
+                 p.original_file_name, p.time, p.source_file, p.source_line, p.source_record
+    """)
+    _mark_excluded(con, cfg)
+
+
+def _mark_excluded(con, cfg: Config) -> None:
+    """Set ctx.excluded from the image, hash, user and host exclusions, decided on distinct values."""
+    ex = cfg.exclusions
+    images = [r[0] for r in con.execute("SELECT DISTINCT image FROM ctx WHERE image IS NOT NULL").fetchall()]
+    bad_images = sorted(exclusions.Exclusions(ex).excluded_images(images))
+    _table(con, "excluded_images", {"image": bad_images}, {"image": pa.string()})
+    hashes = [h.lower() for h in ex.hashes]
+    con.execute("""
+        UPDATE ctx SET excluded = true
+        WHERE image IN (SELECT image FROM excluded_images)
+           OR lower("user") IN (SELECT unnest(?::VARCHAR[]))
+           OR host IN (SELECT unnest(?::VARCHAR[]))
+           OR list_has_any(regexp_extract_all(lower(coalesce(hashes, '')), '=([0-9a-f]+)', 1), ?::VARCHAR[])
+    """, [[u.lower() for u in ex.users], [h.lower() for h in ex.hosts], hashes])
+
+
+def run(store: EventStore, cfg: Config, detections: list[str] | None = None) -> list[Finding]:
+    """Prepare, run each detection, and return findings (strongest first)."""
+    prepare(store, cfg)
+    findings: list[Finding] = []
+    for det_id in detections or list(DETECTIONS):
+        det = DETECTIONS[det_id]
+        cur = store.con.execute(det.sql(cfg))
+        cols = [c[0] for c in cur.description]
+        for values in cur.fetchall():
+            findings.append(det.build(dict(zip(cols, values, strict=True)), cfg))
+    findings.sort(key=lambda f: (not f.strong_indicator, -f.unique_external_ips, f.first_contact or ""))
+    return findings

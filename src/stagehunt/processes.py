@@ -1,0 +1,89 @@
+"""Process identity, context and tree, as DuckDB tables built from the canonical events.
+
+A process instance is keyed by its ProcessGuid (per host). Without a guid, by host + pid + the
+start time of the latest process start with that pid at or before the event, so a reused pid does
+not merge two processes. Context (command line, user, parent, hashes) comes from the process-start
+event; a process whose start was not logged keeps what its own events say and is marked unknown.
+
+Tables made here (temporary, in the store's connection):
+  proc  one row per started process: key, context, parent_key (the tree), start evidence
+  conn  one row per counted outbound connection: pkey, time, ip, port, protocol, evidence
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# An all-zero guid (Sysmon for Linux when the parent predates Sysmon) means "unknown".
+_MACROS = """
+CREATE OR REPLACE TEMP MACRO norm_guid(g) AS
+  CASE WHEN g IS NULL OR regexp_full_match(g, '[{ ]*[0-]*[} ]*') THEN NULL ELSE lower(trim(g, '{} ')) END;
+CREATE OR REPLACE TEMP MACRO guid_key(host, g) AS 'g|' || coalesce(host, '') || '|' || norm_guid(g);
+CREATE OR REPLACE TEMP MACRO pid_key(host, pid, started) AS
+  'p|' || coalesce(host, '') || '|' || pid::VARCHAR || '|' || coalesce(strftime(started, '%Y-%m-%dT%H:%M:%S.%f'), '-');
+"""
+
+
+def build(con: duckdb.DuckDBPyConnection) -> None:
+    """Create `host_sources`, `starts` and `proc` from `events`."""
+    con.execute(_MACROS)
+    # Where a host has Sysmon, Security 4688/5156 repeat what Sysmon says (without guids): use Sysmon.
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE host_sources AS
+        SELECT host,
+               bool_or(provider LIKE 'sysmon%' AND kind = 'network') AS sysmon_net,
+               bool_or(provider LIKE 'sysmon%' AND kind = 'process_start') AS sysmon_proc
+        FROM events WHERE kind IN ('network', 'process_start') GROUP BY host
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE starts AS
+        SELECT e.host, e.pid, e.time, norm_guid(e.process_guid) AS guid, e.image, e.command_line, e."user",
+               norm_guid(e.parent_guid) AS parent_guid, e.parent_pid, e.parent_image, e.parent_command_line,
+               e.hashes, e.company, e.product, e.original_file_name, e.source_file, e.source_line, e.source_record
+        FROM events e JOIN host_sources h ON h.host IS NOT DISTINCT FROM e.host
+        WHERE e.kind = 'process_start' AND (e.provider <> 'security' OR NOT h.sysmon_proc)
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE proc AS
+        WITH keyed AS (
+            SELECT s.*, CASE WHEN guid IS NOT NULL THEN guid_key(host, guid) ELSE pid_key(host, pid, time) END AS key
+            FROM starts s
+        ), dedup AS (
+            SELECT * FROM keyed QUALIFY row_number() OVER (PARTITION BY key ORDER BY time, source_line) = 1
+        ), by_pid AS (  -- the parent, when only its pid is known: its latest start before the child's
+            SELECT d.key, pid_key(p.host, p.pid, p.time) AS parent_key
+            FROM dedup d ASOF JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) p
+              ON p.host IS NOT DISTINCT FROM d.host AND p.pid = d.parent_pid AND d.time >= p.time
+            WHERE d.parent_guid IS NULL AND d.parent_pid IS NOT NULL
+        )
+        SELECT d.*, coalesce(CASE WHEN d.parent_guid IS NOT NULL THEN guid_key(d.host, d.parent_guid) END,
+                             b.parent_key) AS parent_key
+        FROM dedup d LEFT JOIN by_pid b USING (key)
+    """)
+
+
+def build_connections(con: duckdb.DuckDBPyConnection, excluded_ports: tuple[int, ...]) -> None:
+    """Create `conn`: outbound connections to counted addresses (table `ip_scope(ip, counted)` must exist)."""
+    ports = ", ".join(str(int(p)) for p in excluded_ports)
+    port_filter = f"AND (e.remote_port IS NULL OR e.remote_port NOT IN ({ports}))" if ports else ""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE conn AS
+        WITH net AS (
+            SELECT e.* FROM events e JOIN host_sources h ON h.host IS NOT DISTINCT FROM e.host
+            JOIN ip_scope s ON s.ip = e.remote_ip AND s.counted
+            WHERE e.kind = 'network' AND coalesce(e.direction, 'outbound') = 'outbound'
+              AND (e.provider <> 'security' OR NOT h.sysmon_net)
+              {port_filter}
+        ), with_guid AS (
+            SELECT guid_key(host, process_guid) AS pkey, * FROM net WHERE norm_guid(process_guid) IS NOT NULL
+        ), by_pid AS (  -- no guid: the latest start of that pid at or before the connection
+            SELECT CASE WHEN n.pid IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
+                        ELSE pid_key(n.host, n.pid, s.time) END AS pkey, n.*
+            FROM (SELECT * FROM net WHERE norm_guid(process_guid) IS NULL) n
+            ASOF LEFT JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) s
+              ON s.host IS NOT DISTINCT FROM n.host AND s.pid = n.pid AND n.time >= s.time
+        )
+        SELECT pkey, host, time, remote_ip AS ip, remote_port AS port, protocol, image, "user", pid,
+               norm_guid(process_guid) AS guid, source_file, source_line, source_record
+        FROM (SELECT * FROM with_guid UNION ALL BY NAME SELECT * FROM by_pid)
+    """)
