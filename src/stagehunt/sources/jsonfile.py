@@ -8,7 +8,7 @@ good ones are loaded with their original positions. Nothing already read is lost
 
 from __future__ import annotations
 
-import mmap
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from stagehunt.store import EventStore, FileInfo
 
 CHUNK = 50_000  # records per careful-path batch
+BLOCK = 16 << 20
 # Errors that bad *input* causes; anything else (binder, catalog) is our bug and must surface.
 DATA_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException)
 
@@ -62,17 +63,22 @@ def select_sql(dialect: str) -> str:
             f"maximum_object_size=67108864)))")
 
 
+_NOT_ONE_RECORD_PER_LINE = re.compile(rb"\n[\n\r \t]")
+
+
 def _is_clean_jsonl(path: Path) -> bool:
-    """True when every line is one record (no blank lines), so DuckDB's row order gives line numbers."""
+    """True when every line is one record (no blank or indented lines), so DuckDB's row order gives
+    line numbers. One regex pass per block: several bytes.find passes cost four times more."""
     with open(path, "rb") as f:
         if f.read(1) != b"{":
             return False
-        try:
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:
-            return False
-        with mm:
-            return mm.find(b"\n\n") < 0 and mm.find(b"\n\r\n") < 0 and mm.find(b"\n ") < 0 and mm.find(b"\n\t") < 0
+        f.seek(0)
+        prev = b""
+        while blk := f.read(BLOCK):
+            if _NOT_ONE_RECORD_PER_LINE.search(prev + blk[:1]) or _NOT_ONE_RECORD_PER_LINE.search(blk):
+                return False
+            prev = blk[-1:]
+    return True
 
 
 def load_json(store: EventStore, path: Path, name: str, dialect: str | None, diag: Diagnostics) -> FileInfo:
