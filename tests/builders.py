@@ -55,3 +55,23 @@ def write(path: Path, events: list[dict]) -> Path:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+def file_create(t: datetime, image: str, pid: int, target: str, *, pg: str | None = None, host: str = "WS1") -> dict:
+    ev = {"EventID": 11, "Channel": "Microsoft-Windows-Sysmon/Operational", "Hostname": host, "UtcTime": ts(t),
+          "ProcessId": str(pid), "Image": image, "TargetFilename": target, "CreationUtcTime": ts(t)}
+    if pg is not None:
+        ev["ProcessGuid"] = pg
+    return ev
+
+
+def access(t: datetime, src_image: str, src_pid: int, target_image: str, target_pid: int, rights: str, *,
+           src_pg: str | None = None, target_pg: str | None = None, host: str = "WS1") -> dict:
+    ev = {"EventID": 10, "Channel": "Microsoft-Windows-Sysmon/Operational", "Hostname": host, "UtcTime": ts(t),
+          "SourceProcessId": str(src_pid), "SourceImage": src_image, "TargetProcessId": str(target_pid),
+          "TargetImage": target_image, "GrantedAccess": rights, "CallTrace": "C:\\Windows\\SYSTEM32\\ntdll.dll+9c584"}
+    if src_pg is not None:
+        ev["SourceProcessGUID"] = src_pg
+    if target_pg is not None:
+        ev["TargetProcessGUID"] = target_pg
+    return ev

@@ -22,6 +22,13 @@ DEFAULT_EXCLUDED_IMAGES: tuple[str, ...] = (
 )
 
 
+# Parents whose children are "stages run by one shell" for the sibling_chain detection.
+DEFAULT_CHAIN_PARENTS: tuple[str, ...] = (
+    "sh", "bash", "dash", "zsh", "ksh", "busybox", "cmd.exe", "powershell.exe", "pwsh.exe", "pwsh",
+    "wscript.exe", "cscript.exe", "mshta.exe",
+)
+
+
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
@@ -63,6 +70,9 @@ class DetectionConfig:
     window_mode: str = "sliding"  # sliding | tumbling (the seed's fixed timeslices)
     group_by: str = "process"  # process (per process instance) | seed (host, user, image, command line)
     handoff_depth: int = 3  # how many generations down a handoff may go
+    chain_parents: tuple[str, ...] = DEFAULT_CHAIN_PARENTS  # shells whose children form sibling chains
+    proxy_ports: tuple[int, ...] = (1080, 1081, 1913, 9050, 9150)  # SOCKS/Tor first stages (APT3: 1913)
+    standard_ports: tuple[int, ...] = (80, 443, 53, 123)  # anything else is a non-standard C2 port
 
 
 @dataclass(frozen=True)
@@ -178,6 +188,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"[detection] group_by: {d.group_by!r}; choose process or seed")
     if not 1 <= d.handoff_depth <= 10:
         raise ConfigError("[detection] handoff_depth: must be between 1 and 10")
+    for key in ("proxy_ports", "standard_ports"):
+        for p in getattr(d, key):
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= 65535:
+                raise ConfigError(f"[detection] {key}: {p!r} is not a port number (0-65535)")
     for key in ("home_networks", "external_networks"):
         for cidr in getattr(cfg.scope, key):
             _cidr(cidr, f"[scope] {key}")

@@ -62,6 +62,20 @@ def build(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def keyed_sql(relation: str, guid_col: str = "process_guid", pid_col: str = "pid") -> str:
+    """SELECT pkey, * over `relation` (events): each event's process instance key, the same way for
+    every kind — by guid, else by the latest start of that pid at or before the event, else by image."""
+    return f"""
+        SELECT guid_key(host, {guid_col}) AS pkey, * FROM {relation} WHERE norm_guid({guid_col}) IS NOT NULL
+        UNION ALL BY NAME
+        SELECT CASE WHEN n.{pid_col} IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
+                    ELSE pid_key(n.host, n.{pid_col}, s.time) END AS pkey, n.*
+        FROM (SELECT * FROM {relation} WHERE norm_guid({guid_col}) IS NULL) n
+        ASOF LEFT JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) s
+          ON s.host IS NOT DISTINCT FROM n.host AND s.pid = n.{pid_col} AND n.time >= s.time
+    """
+
+
 def build_connections(con: duckdb.DuckDBPyConnection, excluded_ports: tuple[int, ...]) -> None:
     """Create `conn`: outbound connections to counted addresses (table `ip_scope(ip, counted)` must exist)."""
     ports = ", ".join(str(int(p)) for p in excluded_ports)
@@ -74,16 +88,8 @@ def build_connections(con: duckdb.DuckDBPyConnection, excluded_ports: tuple[int,
             WHERE e.kind = 'network' AND coalesce(e.direction, 'outbound') = 'outbound'
               AND (e.provider <> 'security' OR NOT h.sysmon_net)
               {port_filter}
-        ), with_guid AS (
-            SELECT guid_key(host, process_guid) AS pkey, * FROM net WHERE norm_guid(process_guid) IS NOT NULL
-        ), by_pid AS (  -- no guid: the latest start of that pid at or before the connection
-            SELECT CASE WHEN n.pid IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
-                        ELSE pid_key(n.host, n.pid, s.time) END AS pkey, n.*
-            FROM (SELECT * FROM net WHERE norm_guid(process_guid) IS NULL) n
-            ASOF LEFT JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) s
-              ON s.host IS NOT DISTINCT FROM n.host AND s.pid = n.pid AND n.time >= s.time
         )
         SELECT pkey, host, time, remote_ip AS ip, remote_port AS port, protocol, image, "user", pid,
                norm_guid(process_guid) AS guid, source_file, source_line, source_record
-        FROM (SELECT * FROM with_guid UNION ALL BY NAME SELECT * FROM by_pid)
+        FROM ({keyed_sql("net")})
     """)

@@ -27,9 +27,16 @@ class Detection:
 
 
 def _registry() -> dict[str, Detection]:
-    from stagehunt.detections import multi_stage_c2, parent_child_handoff
+    from stagehunt.detections import (
+        injected_stage,
+        multi_stage_c2,
+        parent_child_handoff,
+        sibling_chain,
+        staged_dropper,
+    )
 
-    return {d.id: d for d in (multi_stage_c2.DETECTION, parent_child_handoff.DETECTION)}
+    return {d.id: d for d in (multi_stage_c2.DETECTION, parent_child_handoff.DETECTION, staged_dropper.DETECTION,
+                              injected_stage.DETECTION, sibling_chain.DETECTION)}
 
 
 DETECTIONS: dict[str, Detection] = _registry()

@@ -5,15 +5,62 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from stagehunt.config import Config
 from stagehunt.findings import Evidence, iso
 
 MAX_EVIDENCE = 200  # per finding; the count of the rest is stated in the reasons
 
-# list of connection evidence, ordered by time, for an aggregate over `conn` rows aliased c
-CONN_EVIDENCE_SQL = (
-    "list({'file': c.source_file, 'line': c.source_line, 'record': c.source_record, 'time': c.time, "
-    "'ip': c.ip, 'port': c.port, 'protocol': c.protocol} ORDER BY c.time, c.source_line)"
-)
+def conn_evidence_sql(alias: str = "c") -> str:
+    """Aggregate: the list of connection evidence, in time order, over `conn`-shaped rows."""
+    a = f"{alias}." if alias else ""
+    return (f"list({{'file': {a}source_file, 'line': {a}source_line, 'record': {a}source_record, 'time': {a}time, "
+            f"'ip': {a}ip, 'port': {a}port, 'protocol': {a}protocol}} ORDER BY {a}time, {a}source_line)")
+
+
+def bursts_sql(source: str, gkey: str, cfg: Config, having: str = "") -> str:
+    """CTEs ending in `found`: per group (`gkey` over the rows of `source`, which has pkey, time, ip,
+    port, protocol and source_*) and burst, the connections when at least min_ips distinct addresses
+    fall in one window. Sliding: every connection opens a window and overlapping qualifying windows
+    merge into one burst. Tumbling: fixed UTC-aligned buckets, as the seed's `timeslice`."""
+    d = cfg.detection
+    w = int(d.window)
+    if d.window_mode == "sliding":
+        member = f"""
+        win AS (
+            SELECT gkey, time, count(DISTINCT ip) OVER (PARTITION BY gkey ORDER BY time
+                   RANGE BETWEEN CURRENT ROW AND INTERVAL {w} SECONDS FOLLOWING) AS n
+            FROM g
+        ), opening AS (  -- windows that qualify; overlapping ones merge into one burst
+            SELECT gkey, time, CASE WHEN lag(time) OVER (PARTITION BY gkey ORDER BY time)
+                                         >= time - INTERVAL {w} SECONDS THEN 0 ELSE 1 END AS opens
+            FROM win WHERE n >= {d.min_ips}
+        ), numbered AS (
+            SELECT gkey, time, sum(opens) OVER (PARTITION BY gkey ORDER BY time ROWS UNBOUNDED PRECEDING) AS burst
+            FROM opening
+        ), bursts AS (
+            SELECT gkey, burst, min(time) AS b_start, max(time) + INTERVAL {w} SECONDS AS b_end
+            FROM numbered GROUP BY ALL
+        ), member AS (
+            SELECT g.*, b.burst FROM g JOIN bursts b ON g.gkey = b.gkey AND g.time BETWEEN b.b_start AND b.b_end
+        )"""
+    else:
+        member = f"""
+        member AS (
+            SELECT g.*, epoch(time_bucket(INTERVAL {w} SECONDS, time, TIMESTAMP '1970-01-01'))::BIGINT AS burst
+            FROM g
+        )"""
+    return f"""
+        g0 AS (
+            SELECT {gkey} AS gkey, * FROM ({source})
+        ), g AS (  -- only groups that reach enough addresses at all need the window work
+            SELECT * FROM g0 WHERE gkey IN (SELECT gkey FROM g0 GROUP BY 1 HAVING count(DISTINCT ip) >= {d.min_ips})
+        ), {member.strip()}, found AS (
+            SELECT c.gkey, c.burst, min(c.pkey) AS pkey, count(DISTINCT c.pkey) AS n_processes,
+                   count(DISTINCT c.ip) AS n_ips, list(DISTINCT c.port ORDER BY c.port) FILTER (c.port IS NOT NULL)
+                   AS ports, count(*) AS n_conns, min(c.time) AS first_time, max(c.time) AS last_time,
+                   {conn_evidence_sql()} AS conns
+            FROM member c GROUP BY c.gkey, c.burst HAVING count(DISTINCT c.ip) >= {d.min_ips} {having}
+        )"""
 
 
 def base_name(path: str | None) -> str:
@@ -80,3 +127,18 @@ def context_reason(row: dict[str, Any]) -> str:
     parent = base_name(row.get("parent_image")) if row.get("parent_image") else "an unknown parent"
     ppid = f" (pid {row['parent_pid']})" if row.get("parent_pid") is not None else ""
     return f"started {hhmm(row['start_time'])} by {parent}{ppid}: {row.get('command_line') or row.get('image')}"
+
+
+def port_reasons(ports: list[int] | None, cfg: Config) -> tuple[list[str], bool]:
+    """Named reasons for SOCKS/proxy first stages and non-standard C2 ports; True if they raise confidence."""
+    ports = sorted(set(ports or []))
+    reasons = []
+    proxy = [p for p in ports if p in cfg.detection.proxy_ports]
+    if proxy:
+        apt3 = " (1913 is APT3's SOCKS5 first-stage port)" if 1913 in proxy else ""
+        reasons.append(f"confidence raised: proxy/SOCKS first-stage port {', '.join(map(str, proxy))}{apt3}")
+    odd = [p for p in ports if p not in cfg.detection.standard_ports and p not in proxy]
+    if odd:
+        reasons.append(f"confidence raised: non-standard C2 port {', '.join(map(str, odd))} "
+                       f"(standard: {', '.join(map(str, cfg.detection.standard_ports))})")
+    return reasons, bool(reasons)

@@ -14,12 +14,13 @@ from typing import Any
 from stagehunt.config import Config, format_duration
 from stagehunt.detections import Detection
 from stagehunt.detections.common import (
-    CONN_EVIDENCE_SQL,
     base_name,
+    bursts_sql,
     conn_evidence,
     contacts_text,
     context_reason,
     first_contacts,
+    port_reasons,
     span_text,
     start_evidence,
 )
@@ -30,50 +31,13 @@ SEED_GROUP = "concat_ws('|', host, lower(\"user\"), lower(image), command_line)"
 
 
 def sql(cfg: Config) -> str:
-    d = cfg.detection
-    w = int(d.window)
-    gkey = "pkey" if d.group_by == "process" else SEED_GROUP
-    if d.window_mode == "sliding":
-        bursts = f"""
-        win AS (
-            SELECT gkey, time, count(DISTINCT ip) OVER (PARTITION BY gkey ORDER BY time
-                   RANGE BETWEEN CURRENT ROW AND INTERVAL {w} SECONDS FOLLOWING) AS n
-            FROM g
-        ), starts AS (  -- windows that qualify; overlapping ones merge into one burst
-            SELECT gkey, time, CASE WHEN lag(time) OVER (PARTITION BY gkey ORDER BY time)
-                                         >= time - INTERVAL {w} SECONDS THEN 0 ELSE 1 END AS opens
-            FROM win WHERE n >= {d.min_ips}
-        ), numbered AS (
-            SELECT gkey, time, sum(opens) OVER (PARTITION BY gkey ORDER BY time ROWS UNBOUNDED PRECEDING) AS burst
-            FROM starts
-        ), bursts AS (
-            SELECT gkey, burst, min(time) AS b_start, max(time) + INTERVAL {w} SECONDS AS b_end
-            FROM numbered GROUP BY ALL
-        ), member AS (
-            SELECT g.*, b.burst FROM g JOIN bursts b ON g.gkey = b.gkey AND g.time BETWEEN b.b_start AND b.b_end
-        )"""
-    else:
-        bursts = f"""
-        member AS (
-            SELECT g.*, epoch(time_bucket(INTERVAL {w} SECONDS, time, TIMESTAMP '1970-01-01'))::BIGINT AS burst
-            FROM g
-        )"""
+    gkey = "pkey" if cfg.detection.group_by == "process" else SEED_GROUP
+    source = """
+        SELECT c.pkey, c.time, c.ip, c.port, c.protocol, c.source_file, c.source_line, c.source_record,
+               k.host, k.image, k.command_line, k."user"
+        FROM conn c JOIN ctx k USING (pkey) WHERE NOT k.excluded"""
     return f"""
-        WITH x AS (
-            SELECT c.pkey, c.time, c.ip, c.port, c.protocol, c.source_file, c.source_line, c.source_record,
-                   k.host, k.image, k.command_line, k."user"
-            FROM conn c JOIN ctx k USING (pkey) WHERE NOT k.excluded
-        ), g0 AS (
-            SELECT {gkey} AS gkey, * FROM x
-        ), g AS (  -- only groups that reach enough addresses at all need the window work
-            SELECT * FROM g0 WHERE gkey IN (SELECT gkey FROM g0 GROUP BY 1 HAVING count(DISTINCT ip) >= {d.min_ips})
-        ), {bursts.strip()}, found AS (
-            SELECT c.gkey, c.burst, min(c.pkey) AS pkey, count(DISTINCT c.pkey) AS n_processes,
-                   count(DISTINCT c.ip) AS n_ips, list(DISTINCT c.port ORDER BY c.port) FILTER (c.port IS NOT NULL)
-                   AS ports, count(*) AS n_conns, min(c.time) AS first_time, max(c.time) AS last_time,
-                   {CONN_EVIDENCE_SQL} AS conns
-            FROM member c GROUP BY c.gkey, c.burst HAVING count(DISTINCT c.ip) >= {d.min_ips}
-        )
+        WITH {bursts_sql(source, gkey, cfg)}
         SELECT f.*, k.* EXCLUDE (pkey) FROM found f JOIN ctx k USING (pkey)
         ORDER BY n_ips DESC, first_time
     """
@@ -96,6 +60,8 @@ def build(row: dict[str, Any], cfg: Config) -> Finding:
     ]
     if strong:
         reasons.append(f"confidence raised to high: {n} distinct IPs is at least strong_ips = {d.strong_ips}")
+    extra, raised = port_reasons(row["ports"], cfg)
+    reasons += extra
     reasons.append(context_reason(row))
     evidence = start_evidence(row) + conn_evidence(row["conns"], row["image"])
     if len(row["conns"]) > len(evidence):
@@ -107,7 +73,7 @@ def build(row: dict[str, Any], cfg: Config) -> Finding:
         parent_pid=row["parent_pid"], parent_process_guid=row["parent_guid"],
         unique_external_ips=n, ip_list=[ip for ip, _, _ in contacts], port_list=row["ports"] or [],
         connection_count=row["n_conns"], first_contact=iso(row["first_time"]), last_contact=iso(row["last_time"]),
-        duration_mins=round(span / 60, 1), strong_indicator=strong, confidence="high" if strong else "medium",
+        duration_mins=round(span / 60, 1), strong_indicator=strong, confidence="high" if strong or raised else "medium",
         reasons=reasons, evidence=evidence, context_known=row["context_known"],
     )
 

@@ -14,9 +14,9 @@ from typing import Any
 from stagehunt.config import Config, format_duration
 from stagehunt.detections import Detection
 from stagehunt.detections.common import (
-    CONN_EVIDENCE_SQL,
     base_name,
     conn_evidence,
+    conn_evidence_sql,
     contacts_text,
     context_reason,
     first_contacts,
@@ -56,7 +56,7 @@ def sql(cfg: Config) -> str:
             SELECT * FROM gaps WHERE gap <= {w}
             QUALIFY row_number() OVER (PARTITION BY desc_key ORDER BY depth) = 1
         ), conns AS (
-            SELECT cl.desc_key, {CONN_EVIDENCE_SQL} AS conns, count(*) AS n_conns,
+            SELECT cl.desc_key, {conn_evidence_sql()} AS conns, count(*) AS n_conns,
                    min(c.time) AS first_time, max(c.time) AS last_time,
                    list(DISTINCT c.port ORDER BY c.port) FILTER (c.port IS NOT NULL) AS ports
             FROM close cl JOIN conn c ON c.pkey IN (cl.desc_key, cl.anc_key) GROUP BY cl.desc_key

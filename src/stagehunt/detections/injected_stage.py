@@ -1,0 +1,116 @@
+"""injected_stage — a process opens another with rights that allow code injection, and the target
+then reaches a counted address that neither had reached before (Lazarus-style injected stage).
+
+Injection rights: PROCESS_VM_WRITE (0x20) or PROCESS_CREATE_THREAD (0x2) in GrantedAccess (so
+PROCESS_ALL_ACCESS counts, read-only access such as 0x1000 or 0x1410 does not). Exclusions apply to
+the target (the later stage).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stagehunt.config import Config, format_duration
+from stagehunt.detections import Detection
+from stagehunt.detections.common import (
+    base_name,
+    conn_evidence,
+    conn_evidence_sql,
+    contacts_text,
+    context_reason,
+    first_contacts,
+    hhmm,
+    port_reasons,
+    span_text,
+    start_evidence,
+)
+from stagehunt.findings import Evidence, Finding, iso
+from stagehunt.processes import keyed_sql
+
+INJECT_RIGHTS = 0x20 | 0x2  # PROCESS_VM_WRITE | PROCESS_CREATE_THREAD
+
+
+def sql(cfg: Config) -> str:
+    w = int(cfg.detection.window)
+    return f"""
+        WITH pa AS (
+            SELECT * FROM events WHERE kind = 'process_access'
+              AND (TRY_CAST(granted_access AS BIGINT) & {INJECT_RIGHTS}) <> 0
+        ), acc AS (
+            SELECT pkey AS skey, host, time AS atime, granted_access, image AS s_image, pid AS s_pid,
+                   target_image, target_pid, target_guid,
+                   source_file AS a_file, source_line AS a_line, source_record AS a_record
+            FROM ({keyed_sql("pa")})
+        ), keyed AS (  -- the target's process key: its guid, else its pid's latest start before the access
+            SELECT a.*, CASE WHEN norm_guid(a.target_guid) IS NOT NULL THEN guid_key(a.host, a.target_guid)
+                             ELSE pid_key(a.host, a.target_pid, s.time) END AS tkey
+            FROM acc a ASOF LEFT JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) s
+              ON s.host IS NOT DISTINCT FROM a.host AND s.pid = a.target_pid AND a.atime >= s.time
+        ), first_acc AS (
+            SELECT * FROM keyed WHERE tkey IS NOT NULL AND tkey <> skey
+            QUALIFY row_number() OVER (PARTITION BY tkey ORDER BY atime) = 1
+        ), known AS (  -- what source and target had reached before the access
+            SELECT fa.tkey, list(DISTINCT c.ip) FILTER (c.ip IS NOT NULL) AS before_ips
+            FROM first_acc fa LEFT JOIN conn c ON c.pkey IN (fa.skey, fa.tkey) AND c.time < fa.atime
+            GROUP BY fa.tkey
+        ), hits AS (
+            SELECT fa.*, kn.before_ips, c.*
+            FROM first_acc fa JOIN known kn USING (tkey)
+            JOIN ctx k ON k.pkey = fa.tkey AND NOT k.excluded
+            JOIN conn c ON c.pkey = fa.tkey AND c.time >= fa.atime AND c.time <= fa.atime + INTERVAL {w} SECONDS
+            WHERE NOT list_contains(coalesce(kn.before_ips, []::VARCHAR[]), c.ip)
+        ), found AS (
+            SELECT tkey AS pkey, any_value(skey) AS skey, any_value(atime) AS atime,
+                   any_value(granted_access) AS granted_access, any_value(s_image) AS s_image,
+                   any_value(s_pid) AS s_pid, any_value(a_file) AS a_file, any_value(a_line) AS a_line,
+                   any_value(a_record) AS a_record, any_value(before_ips) AS before_ips,
+                   count(DISTINCT ip) AS n_ips, list(DISTINCT port ORDER BY port) FILTER (port IS NOT NULL) AS ports,
+                   count(*) AS n_conns, min(time) AS first_time, max(time) AS last_time,
+                   {conn_evidence_sql("")} AS conns
+            FROM hits GROUP BY tkey
+        )
+        SELECT f.*, k.* EXCLUDE (pkey), sp.image AS src_image, sp.command_line AS src_command_line,
+               sp.pid AS src_pid, sp.guid AS src_guid
+        FROM found f JOIN ctx k USING (pkey) LEFT JOIN proc sp ON sp.key = f.skey
+        ORDER BY first_time
+    """
+
+
+def build(row: dict[str, Any], cfg: Config) -> Finding:
+    src = row["src_image"] or row["s_image"]
+    spid = row["src_pid"] if row["src_pid"] is not None else row["s_pid"]
+    contacts = first_contacts(row["conns"])
+    span = (row["last_time"] - row["first_time"]).total_seconds()
+    after = (row["first_time"] - row["atime"]).total_seconds()
+    reasons = [
+        f"{base_name(src)} (pid {spid}) opened {base_name(row['image'])} (pid {row['pid']}) with access "
+        f"{row['granted_access']} at {hhmm(row['atime'])}: write or thread-creation rights allow code injection",
+        f"{span_text(after)} later the target reached {contacts_text(contacts)}, which neither process had "
+        f"reached before ({', '.join(sorted(row['before_ips'] or [])) or 'no counted address'})",
+        f"within the {format_duration(cfg.detection.window)} window",
+        "strong indicator: new infrastructure right after an injection-capable handle",
+    ]
+    extra, _ = port_reasons(row["ports"], cfg)
+    reasons += [*extra, context_reason(row)]
+    evidence = [Evidence(row["a_file"], row["a_line"], row["a_record"], iso(row["atime"]), "process_access",
+                         f"{base_name(src)} -> {base_name(row['image'])} access {row['granted_access']}")]
+    evidence += start_evidence(row) + conn_evidence(row["conns"], row["image"])
+    return Finding(
+        detection_type="injected_stage", host=row["host"], user=row["user"], image=row["image"],
+        command_line=row["command_line"], pid=row["pid"], process_guid=row["guid"], parent_image=src,
+        parent_command_line=row["src_command_line"], parent_pid=spid, parent_process_guid=row["src_guid"],
+        unique_external_ips=row["n_ips"], ip_list=[ip for ip, _, _ in contacts],
+        parent_ip_list=sorted(row["before_ips"] or []), new_ips=[ip for ip, _, _ in contacts],
+        port_list=row["ports"] or [], connection_count=row["n_conns"], first_contact=iso(row["first_time"]),
+        last_contact=iso(row["last_time"]), duration_mins=round(span / 60, 1), strong_indicator=True,
+        confidence="high", reasons=reasons, evidence=evidence, context_known=row["context_known"],
+    )
+
+
+DETECTION = Detection(
+    id="injected_stage",
+    title="An injection-capable handle precedes new infrastructure (injected stage)",
+    description=__doc__.strip().splitlines()[0],
+    sql=sql,
+    build=build,
+)
