@@ -16,9 +16,9 @@ from stagehunt.sinks import open_sink
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # the colour codes Rich itself emits on a terminal
 
 
-def render(*findings: Finding, verbose: bool = False, terminal: bool = False) -> str:
+def render(*findings: Finding, verbose: bool = False, terminal: bool = False, width: int = 250) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=250, force_terminal=terminal, color_system="truecolor" if terminal else None)
+    console = Console(file=buf, width=width, force_terminal=terminal, color_system="truecolor" if terminal else None)
     with open_sink("table", console, verbose=verbose) as sink:
         for f in findings:
             sink.write(f)
@@ -29,24 +29,57 @@ def test_columns_and_values(finding: Finding) -> None:
     out = render(finding)
     for header in ("sev/conf", "detection", "host", "image", "user", "#ips", "ips", "ports", "window", "reason"):
         assert header in out
-    for value in ("high/medium strong", "multi_stage_c2", "ws1.corp.example", "stage2.exe", "CORP\\alice",
-                  "140.82.113.3, 8.8.8.8, 2606:4700:4700::1111", "443, 8443",
-                  "2026-11-02 12:00:00 – 12:34:56 UTC", "3 distinct external addresses in 35 min"):
+    for value in ("high/medium", "strong", "multi_stage_c2", "ws1.corp.example", "stage2.exe", "CORP\\alice",
+                  "443, 8443", "2026-11-02 12:00:00", "– 12:34:56 UTC", "3 distinct external addresses in 35 min"):
         assert value in out
+    # addresses stacked one per line, in order
+    rows = [line for line in out.splitlines() if any(ip in line for ip in finding.ip_list)]
+    assert [next(ip for ip in finding.ip_list if ip in line) for line in rows] == finding.ip_list
     assert r"C:\Users\Public" not in out  # the image column shows the file name
     assert "not an excluded image" not in out  # only the first reason unless verbose
 
 
 def test_long_address_lists_are_shortened() -> None:
     out = render(make_finding(ip_list=[f"8.8.8.{i}" for i in range(1, 8)], unique_external_ips=7))
-    assert "8.8.8.1, 8.8.8.2, 8.8.8.3 +4 more" in out
+    assert "8.8.8.3" in out and "+4 more" in out
+    assert "8.8.8.4" not in out
 
 
-def test_verbose_lists_every_reason_and_evidence(finding: Finding) -> None:
-    out = render(finding, verbose=True)
-    assert "  - not an excluded image" in out
-    assert "logs/sysmon.json:12, logs/sec.evtx#9001" in out
-    assert finding.uid in out
+def test_a_window_across_midnight_shows_both_dates() -> None:
+    out = render(make_finding(first_contact="2026-11-20T23:41:19.000Z", last_contact="2026-11-21T00:45:07.000Z"))
+    assert "2026-11-20 23:41:19" in out and "– 2026-11-21 00:45:07 UTC" in out
+
+
+def test_a_medium_console_puts_the_first_reason_under_the_table(finding: Finding) -> None:
+    out = render(finding, make_finding(reasons=["second finding's reason"]), width=160)
+    lines = out.splitlines()
+    assert "reason" not in out.split("───")[0]  # no reason column in the header
+    assert "ws1.corp.example" in out and "stage2.exe" in out  # still a table row, unfolded
+    assert "#1 3 distinct external addresses in 35 min" in lines
+    assert "#2 second finding's reason" in lines
+    assert max(len(line) for line in lines) <= 160
+
+
+def test_a_narrow_console_stacks_each_finding_without_folding_names(finding: Finding) -> None:
+    out = render(finding, make_finding(host="ws2", reasons=["second", "more"]), width=80)
+    lines = [line.rstrip() for line in out.splitlines()]
+    assert max(len(line) for line in lines) <= 80
+    assert "#1 high/medium strong  multi_stage_c2" in lines
+    assert "   host    ws1.corp.example" in lines
+    assert "   image   stage2.exe" in lines
+    assert "   ips (3) 140.82.113.3, 8.8.8.8, 2606:4700:4700::1111" in lines
+    assert "   window  2026-11-02 12:00:00 – 12:34:56 UTC" in lines
+    assert "   reason  second" in lines
+    assert not any("more" in line for line in lines)  # only the first reason unless verbose
+    verbose = [line.rstrip() for line in render(finding, verbose=True, width=80).splitlines()]
+    assert any(line.strip() == "not an excluded image" for line in verbose)  # every reason, each on its own line
+    assert any(line.split() == ["evidence", "logs/sysmon.json:12,", "logs/sec.evtx#9001"] for line in verbose)
+
+
+def test_narrow_layout_is_as_safe_as_the_table() -> None:
+    out = render(*(make_hostile(p) for p in HOSTILE), verbose=True, terminal=True, width=80)
+    assert "\x1b" not in SGR.sub("", out) and "\x07" not in out and "\u202e" not in out
+    assert "[bold]markup[/]" in SGR.sub("", out)
 
 
 @pytest.mark.parametrize("terminal", [False, True])

@@ -1,5 +1,9 @@
 """A Rich table for people at a terminal, with the reasons of each finding when verbose.
 
+Eleven columns need room: the first reason is a table column when the console is wide enough, printed
+under the table when it is not, and each finding becomes a small stacked block when even the table
+without it would fold host names and paths into slivers.
+
 Log content is attacker-controlled: every value goes through `escape.terminal` (ESC, BEL, bidi
 overrides shown as \\xNN) and into a `rich.text.Text`, which Rich never parses for markup, so a
 command line holding `[red]` or `:skull:` prints as typed.
@@ -8,9 +12,11 @@ command line holding `[red]` or `:skull:` prints as typed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +26,22 @@ from stagehunt.sinks.base import Sink, scrub
 
 MAX_IPS = 3
 MAX_PORTS = 5
+WIDE = 200  # width used when writing to a file or pipe, where no terminal says how wide
+MIN_REASON = 40  # columns the first reason needs to be worth a table column of its own
+# Caps keep long hosts or paths from starving the reason column; what exceeds a cap folds, never truncates.
+COLUMNS: list[tuple[str, dict[str, Any]]] = [
+    ("#", {"justify": "right", "no_wrap": True}),
+    ("sev/conf", {"no_wrap": True}),
+    ("detection", {"max_width": 22}),
+    ("host", {"max_width": 28}),
+    ("image", {"max_width": 28}),
+    ("user", {"max_width": 20}),
+    ("#ips", {"justify": "right", "no_wrap": True}),
+    ("ips", {"max_width": 39}),
+    ("ports", {"max_width": 14}),
+    ("window", {"max_width": 25}),
+    ("reason", {"ratio": 1, "min_width": 20}),
+]
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
@@ -33,9 +55,14 @@ def _name(path: str | None) -> str | None:
     return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if path else None
 
 
-def _some(items: list, limit: int) -> str:
-    shown = ", ".join(str(x) for x in items[:limit])
-    return shown + (f" +{len(items) - limit} more" if len(items) > limit else "")
+def _some(items: list, limit: int) -> list[str]:
+    shown = [str(x) for x in items[:limit]]
+    return shown + ([f"+{len(items) - limit} more"] if len(items) > limit else [])
+
+
+def lines(items: list, limit: int) -> Text:
+    """The first few values, one per line (addresses are easier to read stacked than wrapped)."""
+    return Text("\n").join(safe(x) for x in _some(items, limit))
 
 
 def _when(iso_text: str | None) -> str:
@@ -43,15 +70,21 @@ def _when(iso_text: str | None) -> str:
     return (iso_text or "?").replace("T", " ").split(".")[0].rstrip("Z")
 
 
-def window(first: str | None, last: str | None) -> str:
+def window(first: str | None, last: str | None, sep: str = "\n") -> Text:
+    """First and last contact, UTC; the date once when both are on the same day."""
     a, b = _when(first), _when(last)
-    if a[:10] == b[:10] and len(b) > 11:  # same day: the date once
+    if a[:10] == b[:10] and len(b) > 11:
         b = b[11:]
-    return f"{a} – {b} UTC"
+    return Text(terminal(a)).append(f"{sep}– {terminal(b)} UTC")
+
+
+def _severity(f: Finding, sep: str = "\n") -> Text:
+    return Text(f"{terminal(f.severity)}/{terminal(f.confidence)}" + (f"{sep}strong" if f.strong_indicator else ""),
+                style=_SEVERITY_STYLE.get((f.severity or "").lower(), ""))
 
 
 class TableSink(Sink):
-    """Collects findings and renders one table on close (a table needs all its rows to size its columns)."""
+    """Collects findings and renders them on close (a table needs all its rows to size its columns)."""
 
     def __init__(self, target: Console | TextIO | str | Path, verbose: bool = False, width: int | None = None):
         if isinstance(target, Console):
@@ -59,9 +92,9 @@ class TableSink(Sink):
             self.console = target
         else:
             super().__init__(target)
-            # not a terminal (a file, a pipe): no colour codes, and wide enough that rows are not folded to bits
+            # not a terminal (a file, a pipe): no colour codes, and wide enough for the full table
             self.console = Console(file=self.stream, highlight=False, emoji=False, markup=False,
-                                   width=width or (None if self.stream.isatty() else 160))
+                                   width=width or (None if self.stream.isatty() else WIDE))
         self.verbose = verbose
         self.findings: list[Finding] = []
 
@@ -71,21 +104,54 @@ class TableSink(Sink):
     def finish(self) -> None:
         if not self.findings:
             return
-        table = Table(title=Text(f"{len(self.findings)} finding(s)"), show_lines=False, highlight=False)
-        for header in ("#", "sev/conf", "detection", "host", "image", "user", "#ips", "ips", "ports", "window",
-                       "reason"):
-            table.add_column(header, overflow="fold", justify="right" if header in ("#", "#ips") else "left")
-        for n, f in enumerate(self.findings, 1):
-            sev = Text(f"{terminal(f.severity)}/{terminal(f.confidence)}" + (" strong" if f.strong_indicator else ""),
-                       style=_SEVERITY_STYLE.get((f.severity or "").lower(), ""))
-            table.add_row(Text(str(n)), sev, safe(f.detection_type), safe(f.host or "?"), safe(_name(f.image) or "?"),
-                          safe(f.user or "?"), Text(str(f.unique_external_ips)), safe(_some(f.ip_list, MAX_IPS)),
-                          safe(_some(f.port_list, MAX_PORTS)), safe(window(f.first_contact, f.last_contact)),
-                          safe(f.reasons[0] if f.reasons else ""))
-        self.console.print(table)
-        if self.verbose:
+        # Pick the layout the data fits: a table with the first reason as a column, the table with the
+        # reasons under it, or (when even that would fold names into slivers) one stacked block per finding.
+        width = self.console.width
+        unbounded = self.console.options.update_width(1 << 16)  # measure the natural width, not the clamped one
+        natural = Measurement.get(self.console, unbounded, self._table(False)).maximum
+        if natural > width:
+            self.console.print(Text(f"{len(self.findings)} finding(s)", style="bold"))
             for n, f in enumerate(self.findings, 1):
+                self._stacked(n, f)
+            return
+        with_reason = natural + MIN_REASON <= width
+        self.console.print(self._table(with_reason))
+        for n, f in enumerate(self.findings, 1):
+            if self.verbose:
                 self._details(n, f)
+            elif not with_reason and f.reasons:
+                self.console.print(Text(f"#{n} ").append(safe(f.reasons[0])))
+
+    def _table(self, with_reason: bool) -> Table:
+        table = Table(title=Text(f"{len(self.findings)} finding(s)"), box=box.SIMPLE_HEAD, highlight=False)
+        for header, options in COLUMNS:
+            if with_reason or header != "reason":
+                table.add_column(header, overflow="fold", **options)
+        for n, f in enumerate(self.findings, 1):
+            cells = [Text(str(n)), _severity(f), safe(f.detection_type), safe(f.host or "?"),
+                     safe(_name(f.image) or "?"), safe(f.user or "?"), Text(str(f.unique_external_ips)),
+                     lines(f.ip_list, MAX_IPS), safe(", ".join(_some(f.port_list, MAX_PORTS))),
+                     window(f.first_contact, f.last_contact)]
+            table.add_row(*cells, *([safe(f.reasons[0] if f.reasons else "")] if with_reason else []))
+        return table
+
+    def _stacked(self, n: int, f: Finding) -> None:
+        head = Text(f"\n#{n} ", style="bold").append(_severity(f, " ")).append("  ").append(safe(f.detection_type))
+        self.console.print(head)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        grid.add_row("   host", safe(f.host or "?"))
+        grid.add_row("   image", safe(_name(f.image) or "?"))
+        grid.add_row("   user", safe(f.user or "?"))
+        grid.add_row(f"   ips ({f.unique_external_ips})", safe(", ".join(_some(f.ip_list, MAX_IPS))))
+        grid.add_row("   ports", safe(", ".join(_some(f.port_list, MAX_PORTS))))
+        grid.add_row("   window", window(f.first_contact, f.last_contact, " "))
+        for i, reason in enumerate(f.reasons if self.verbose else f.reasons[:1]):
+            grid.add_row("   reason" if i == 0 else "", safe(reason))
+        if self.verbose and f.evidence:
+            grid.add_row("   evidence", safe(", ".join(_some([e.location() for e in f.evidence], 10))))
+        self.console.print(grid)
 
     def _details(self, n: int, f: Finding) -> None:
         head = Text(f"\n#{n} ", style="bold")
@@ -94,4 +160,5 @@ class TableSink(Sink):
         for reason in f.reasons:
             self.console.print(Text("  - ").append(safe(reason)))
         if f.evidence:
-            self.console.print(Text("  evidence: ").append(safe(_some([e.location() for e in f.evidence], 10))))
+            where = ", ".join(_some([e.location() for e in f.evidence], 10))
+            self.console.print(Text("  evidence: ").append(safe(where)))
