@@ -6,7 +6,7 @@ import ipaddress
 
 import duckdb
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stagehunt.config import ScopeConfig
@@ -282,3 +282,23 @@ def test_arbitrary_text_never_raises(text: str) -> None:
 def test_address_like_text_never_raises_and_agrees_with_parse(text: str) -> None:
     a = parse_ip(text)
     assert is_external(text, DEFAULT) == (a is not None and reference(a))
+
+
+# --- the fast IPv4 path used on the distinct addresses of a run agrees with classify -------------------
+@given(st.integers(0, 2**32 - 1), st.booleans())
+@settings(max_examples=2000, deadline=None)
+def test_counted_many_agrees_with_classify(n, count_internal):
+    from stagehunt.scope import ScopeClassifier
+
+    cls = ScopeClassifier(ScopeConfig(count_internal=count_internal, home_networks=("20.0.0.0/8",),
+                                      external_networks=("10.9.0.0/16",)))
+    ip = str(ipaddress.IPv4Address(n))
+    assert cls.counted_many([ip, " " + ip, "::ffff:" + ip]) == [cls.is_external(ip)] * 3
+
+
+def test_counted_many_agrees_at_every_segment_boundary():
+    cls = ScopeClassifier(ScopeConfig(count_internal=True, home_networks=("20.0.0.0/8",)))
+    starts, _ = cls._ipv4_segments()
+    probes = [str(ipaddress.IPv4Address(x)) for s in starts for x in (s - 1, s, s + 1) if 0 <= x < 2**32]
+    assert len(probes) > 50
+    assert cls.counted_many(probes) == [cls.is_external(ip) for ip in probes]

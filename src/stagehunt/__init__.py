@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from stagehunt.api import HuntResult, hunt, hunt_detailed  # noqa: E402
-from stagehunt.config import Config, load_config  # noqa: E402
+from stagehunt.api import HuntResult, hunt, hunt_detailed
+from stagehunt.config import Config, load_config
 
 __all__ = ["Config", "HuntResult", "hunt", "hunt_detailed", "load_config"]

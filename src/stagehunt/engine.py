@@ -36,7 +36,7 @@ def prepare(store: EventStore, cfg: Config) -> None:
         "SELECT DISTINCT remote_ip FROM events WHERE kind = 'network' AND remote_ip IS NOT NULL").fetchall()]
     classify = scope.classifier(cfg.scope)
     dropped = exclusions.Exclusions(cfg.exclusions).excluded_destinations(ips)
-    counted = [classify.is_external(ip) and ip not in dropped for ip in ips]
+    counted = [c and ip not in dropped for ip, c in zip(ips, classify.counted_many(ips), strict=True)]
     _table(con, "ip_scope", {"ip": ips, "counted": counted}, {"ip": pa.string(), "counted": pa.bool_()})
     processes.build_connections(con, cfg.exclusions.ports)
     con.execute("""

@@ -102,7 +102,12 @@ def load_json(store: EventStore, path: Path, name: str, dialect: str | None, dia
 def _records(path: Path, name: str, diag: Diagnostics) -> Iterator[tuple[bytes, int | None, int | None]]:
     """(record JSON, line, record index) for each parseable record; bad ones go to diagnostics."""
     data = path.read_bytes() if path.stat().st_size < (256 << 20) else None
-    head = (data[:4096] if data is not None else open(path, "rb").read(4096)).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if data is None:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    else:
+        head = data[:4096]
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"["):
         try:
             items = orjson.loads(data if data is not None else path.read_bytes())
