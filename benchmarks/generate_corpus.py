@@ -65,8 +65,10 @@ def generate(n_events: int, seed: int = 1104):
         if r < 0.35 or not live:
             image = rng.choice(IMAGES)
             parent = rng.choice(live) if live else None
+            # A benign process talks to private addresses and to one public service of its own; a planted
+            # one (0.3 %) reaches several public addresses: a multi-stage C2 to find.
             proc = {"guid": _guid(rng), "pid": rng.randint(100, 65000), "image": image, "host": host,
-                    "planted": rng.random() < 0.003}
+                    "planted": rng.random() < 0.003, "home": _public_ip(rng)}
             live.append(proc)
             if len(live) > 5000:
                 live.pop(rng.randrange(len(live)))
@@ -87,8 +89,10 @@ def generate(n_events: int, seed: int = 1104):
             common = {"ProcessGuid": proc["guid"], "ProcessId": str(proc["pid"]), "Image": proc["image"]}
             if r < 0.85:
                 planted = proc["planted"]
-                if planted or rng.random() < 0.3:
+                if planted:
                     dst = _public_ip(rng)
+                elif rng.random() < 0.3:
+                    dst = proc["home"]
                 else:
                     dst = f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
                 base.update(common)

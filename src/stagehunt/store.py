@@ -37,6 +37,7 @@ class EventStore:
         self._tmp = tempfile.TemporaryDirectory(prefix="stagehunt-")
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")  # it would print into our output
         self.con.execute("SET preserve_insertion_order = true")  # rowid order = file order: line numbers for free
         self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self.con.execute(f"SET temp_directory = '{temp_directory or self._tmp.name}'")

@@ -49,10 +49,13 @@ def sql(cfg: Config) -> str:
         ), first_acc AS (
             SELECT * FROM keyed WHERE tkey IS NOT NULL AND tkey <> skey
             QUALIFY row_number() OVER (PARTITION BY tkey ORDER BY atime) = 1
-        ), known AS (  -- what source and target had reached before the access
-            SELECT fa.tkey, list(DISTINCT c.ip) FILTER (c.ip IS NOT NULL) AS before_ips
-            FROM first_acc fa LEFT JOIN conn c ON c.pkey IN (fa.skey, fa.tkey) AND c.time < fa.atime
-            GROUP BY fa.tkey
+        ), before AS (  -- what source and target had reached before the access (two equi-joins: fast)
+            SELECT fa.tkey, c.ip FROM first_acc fa JOIN conn c ON c.pkey = fa.skey AND c.time < fa.atime
+            UNION ALL
+            SELECT fa.tkey, c.ip FROM first_acc fa JOIN conn c ON c.pkey = fa.tkey AND c.time < fa.atime
+        ), known AS (
+            SELECT fa.tkey, list(DISTINCT b.ip) FILTER (b.ip IS NOT NULL) AS before_ips
+            FROM first_acc fa LEFT JOIN before b USING (tkey) GROUP BY fa.tkey
         ), hits AS (
             SELECT fa.*, kn.before_ips, c.*
             FROM first_acc fa JOIN known kn USING (tkey)

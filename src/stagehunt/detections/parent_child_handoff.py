@@ -59,7 +59,8 @@ def sql(cfg: Config) -> str:
             SELECT cl.desc_key, {conn_evidence_sql()} AS conns, count(*) AS n_conns,
                    min(c.time) AS first_time, max(c.time) AS last_time,
                    list(DISTINCT c.port ORDER BY c.port) FILTER (c.port IS NOT NULL) AS ports
-            FROM close cl JOIN conn c ON c.pkey IN (cl.desc_key, cl.anc_key) GROUP BY cl.desc_key
+            FROM (SELECT desc_key, desc_key AS k FROM close UNION ALL SELECT desc_key, anc_key FROM close) cl
+            JOIN conn c ON c.pkey = cl.k GROUP BY cl.desc_key
         )
         SELECT cl.*, cs.* EXCLUDE (desc_key),
                (SELECT list(base_name_of(p.image) ORDER BY list_position(cl.via, p.key) DESC) FROM proc p

@@ -1,0 +1,148 @@
+"""Benchmarks: reading into the canonical table, hunting, and a bare-DuckDB baseline, on one corpus.
+
+Each measurement runs in a fresh subprocess (so peak RSS is its own), several times; the summary
+gives medians, events/s and the ratio against the baseline measured in the same run.
+
+    python benchmarks/bench.py                    # 1 M events, 3 runs each
+    python benchmarks/bench.py --events 5000000 --runs 1 --only hunt
+    python benchmarks/bench.py --evtx             # EVTX records/s on the real EVTX files, repeated
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# The seed's aggregation and nothing else: EID 3, grouped, distinct destinations >= 2. No scope
+# classification, no process context, no evidence: the least any engine has to do on this file.
+BASELINE = """
+import duckdb, sys
+con = duckdb.connect()
+n = con.execute('''
+  SELECT count(*) FROM (
+    SELECT Hostname, "User", Image, count(DISTINCT DestinationIp) AS n
+    FROM read_json(?, format='newline_delimited',
+                   columns={'EventID': 'VARCHAR', 'Hostname': 'VARCHAR', 'User': 'VARCHAR', 'Image': 'VARCHAR',
+                            'DestinationIp': 'VARCHAR', 'DestinationPort': 'VARCHAR', 'UtcTime': 'VARCHAR'})
+    WHERE EventID = '3'
+    GROUP BY Hostname, "User", Image, time_bucket(INTERVAL 1 DAY, TRY_CAST(UtcTime AS TIMESTAMP))
+    HAVING count(DISTINCT DestinationIp) >= 2)''', [sys.argv[1]]).fetchone()[0]
+print(n)
+"""
+
+READ = """
+import sys
+from stagehunt import sources
+from stagehunt.diagnostics import Diagnostics
+from stagehunt.store import EventStore
+with EventStore() as s:
+    sources.load(s, list(sources.expand(sys.argv[1:], s.tmpdir)), 'auto', Diagnostics())
+    print(s.count())
+"""
+
+HUNT = """
+import sys
+import stagehunt
+print(len(stagehunt.hunt(sys.argv[1:])))
+"""
+
+def run_once(code: str, args: list[str]) -> tuple[float, float, str]:
+    """(seconds, peak RSS in MiB, stdout) of `code` run in a fresh interpreter with `args`."""
+    wrapper = (
+        "import resource, sys, time\n"
+        f"sys.argv = ['bench', *{args!r}]\n"
+        "t = time.perf_counter()\n"
+        f"exec(compile({code!r}, 'bench', 'exec'))\n"
+        "sys.stdout.flush()\n"
+        "print('@@', time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+        "file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, check=True,
+                          cwd=ROOT)
+    line = [x for x in proc.stderr.splitlines() if x.startswith("@@")][-1].split()
+    return float(line[1]), float(line[2]), proc.stdout.strip()
+
+
+def measure(name: str, code: str, args: list[str], runs: int) -> dict:
+    times, rss, out = [], [], ""
+    for _ in range(runs):
+        t, m, out = run_once(code, args)
+        times.append(t)
+        rss.append(m)
+    return {"name": name, "median_s": statistics.median(times), "runs_s": times, "peak_rss_mib": max(rss),
+            "output": out}
+
+
+def corpus(events: int, workdir: Path) -> Path:
+    path = workdir / f"corpus-{events}.jsonl"
+    if not path.exists():
+        subprocess.run([sys.executable, str(HERE / "generate_corpus.py"), "--events", str(events), "-o", str(path)],
+                       check=True)
+    return path
+
+
+def evtx_inputs(workdir: Path, copies: int) -> list[str]:
+    """The real EVTX files of the test data, each copied `copies` times (records/s over many files)."""
+    src = sorted((ROOT / "tests" / "data" / "real" / "evtx-to-mitre").glob("*.evtx"))
+    out = workdir / "evtx"
+    out.mkdir(exist_ok=True)
+    paths = []
+    for i in range(copies):
+        for f in src:
+            dest = out / f"{i:04d}-{f.name}"
+            if not dest.exists():
+                shutil.copyfile(f, dest)
+            paths.append(str(dest))
+    return paths
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000, help="corpus size (default 1,000,000)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per measurement; medians are reported")
+    ap.add_argument("--only", choices=["baseline", "read", "hunt"], action="append",
+                    help="run only these measurements (repeatable)")
+    ap.add_argument("--evtx", action="store_true", help="measure EVTX reading instead")
+    ap.add_argument("--workdir", default=os.environ.get("STAGEHUNT_BENCH_DIR", tempfile.gettempdir()),
+                    help="where the corpus is generated and kept between runs")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON too")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    if args.evtx:
+        files = evtx_inputs(work, 200)
+        r = measure("read-evtx", READ, files, args.runs)
+        records = int(r["output"])
+        print(f"EVTX: {records} records in {len(files)} files, median {r['median_s']:.2f} s -> "
+              f"{records / r['median_s']:,.0f} records/s, peak RSS {r['peak_rss_mib']:.0f} MiB ({machine})")
+        return
+    path = corpus(args.events, work)
+    results = {}
+    for name, code in (("baseline", BASELINE), ("read", READ), ("hunt", HUNT)):
+        if args.only and name not in args.only:
+            continue
+        results[name] = measure(name, code, [str(path)], args.runs)
+    base = results.get("baseline")
+    for name, r in results.items():
+        ratio = f", {r['median_s'] / base['median_s']:.2f}x baseline" if base and name != "baseline" else ""
+        print(f"{name}: {args.events:,} events, median {r['median_s']:.2f} s of {len(r['runs_s'])} -> "
+              f"{args.events / r['median_s']:,.0f} events/s, peak RSS {r['peak_rss_mib']:.0f} MiB{ratio} "
+              f"[output {r['output']}] ({machine})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
