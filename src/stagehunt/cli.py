@@ -212,6 +212,37 @@ def hunt(
     guarded(run)
 
 
+@app.command("export")
+def export_rules(
+    target: Annotated[str, typer.Option("--target", "-t", help="sigma, sumo-query, sumo-rule, sumo-terraform, "
+                                        "splunk, esql or kql.", show_default=False)],
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file: the same "
+                                                     "thresholds, window, scope and exclusions as `hunt`.")] = None,
+    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Write to this file instead of standard "
+                                                  "output.", dir_okay=False)] = None,
+) -> None:
+    """Export the tuned detection as a Sigma rule, a Sumo Logic Cloud SIEM search or rule, Splunk SPL, ES|QL or KQL."""
+
+    def run() -> int:
+        from stagehunt.config import ConfigError, load_config
+        from stagehunt.export import TARGETS, ExportError, MissingExtra, export
+
+        if target not in TARGETS:
+            fail(f"unknown --target {target!r}; choose one of: {', '.join(TARGETS)}")
+        try:
+            text = export(target, load_config(config_file))
+        except (ConfigError, ExportError, MissingExtra) as e:
+            fail(str(e))
+        if out_file is None:
+            sys.stdout.write(text)
+        else:
+            out_file.write_text(text, encoding="utf-8")
+            err.print(Text(f"wrote {target} to {escape.terminal(str(out_file))}"))
+        return 0
+
+    guarded(run)
+
+
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
