@@ -1,0 +1,136 @@
+"""Property tests: garbage and damage in XML, syslog and Azure Syslog inputs never raise out of
+`sources.load`, never invent an event, and never lose one without a diagnostic."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from realdata import AZURE_SYSLOG, EVTX_FILES, evtx_xml_records, one_line, write_syslog, write_xml_document
+
+from stagehunt import sources
+from stagehunt.diagnostics import Diagnostics
+from stagehunt.schema import COLUMN_NAMES
+from stagehunt.sources.xmlfile import event_start
+
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+EVENT_COLUMNS = [c for c in COLUMN_NAMES if not c.startswith("source_")]
+
+# pieces that upset an XML parser in different ways (unclosed comment and CDATA included), plus noise
+FRAGMENTS = ["<", ">", "&", "&amp", "&lt ", "<!--", "-->", "<![CDATA[", "]]>", "<?xml version='1.0'?>", "<Event",
+             "<Event>", "</Event>", "<Events>", "</Events>", "<EventData>", "<Data Name='x'>", "</Data>", '"', "'",
+             "</System>", "\x00", "é", " ", "garbage"]
+garbage_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(alphabet=st.characters(
+    blacklist_characters="\r\n", blacklist_categories=["Cs"]), max_size=20)), min_size=1, max_size=6).map("".join)
+garbage_line = st.one_of(garbage_text.map(str.encode), st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")))
+
+
+class Workdir:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+
+    def load(self, name: str, data: bytes, fmt: str = "auto") -> tuple[list[tuple], Diagnostics, list]:
+        path = self.tmp / name
+        path.write_bytes(data)
+        diag = Diagnostics()
+        from stagehunt.store import EventStore
+        with EventStore() as store:
+            sources.load(store, [sources.Input(name, path)], fmt, diag)
+            rows = store.con.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY rowid").fetchall()
+            return rows, diag, store.files
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
+    return Workdir(tmp_path_factory.mktemp("xml"))
+
+
+@pytest.fixture(scope="module")
+def evtx_events(work: Workdir) -> list[tuple]:
+    rows, diag, _ = work.load("src.evtx", EVTX_FILES[2].read_bytes())
+    assert diag.total == 0 and rows
+    return rows
+
+
+def content(line: bytes) -> bytes:
+    """What is left of a line once XML declarations (allowed anywhere a line starts) are removed."""
+    return re.sub(rb"<\?xml(.*?\?>|.*$)", b"", line).strip()
+
+
+def insert(lines: list[bytes], extra: list[tuple[int, bytes]], first: int = 0) -> bytes:
+    """`lines` with each (position, line) of `extra` inserted at or after index `first`."""
+    out = list(lines)
+    for pos, line in sorted(extra, key=lambda x: x[0], reverse=True):
+        out.insert(max(first, min(pos, len(out))), line)
+    return b"".join(line + b"\n" for line in out)
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(0, 20), garbage_line), min_size=1, max_size=8))
+def test_garbage_lines_in_an_event_per_line_file(work, evtx_events, extra):
+    lines = [one_line(x).encode() for x in evtx_xml_records(EVTX_FILES[2])]
+    rows, diag, _ = work.load("lines.xml", insert(lines, extra, first=1))
+    assert rows == evtx_events  # every event line is intact, so every event is loaded, in order
+    assert diag.counts["lines.xml"] == sum(1 for _, g in extra if content(g))  # one diagnostic per damaged line
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(0, 400), garbage_line), min_size=1, max_size=6))
+def test_garbage_lines_in_a_document(work, evtx_events, extra):
+    lines = write_xml_document(EVTX_FILES[2], work.tmp / "clean.xml").read_bytes().splitlines()
+    rows, diag, _ = work.load("doc.xml", insert(lines, extra), "xml")
+    assert not Counter(rows) - Counter(evtx_events)  # nothing invented or altered
+    assert len(rows) + diag.counts["doc.xml"] >= len(evtx_events)  # nothing lost without a word
+
+
+@FAST
+@given(st.data())
+def test_truncated_document_keeps_the_events_before_the_cut(work, evtx_events, data):
+    text = write_xml_document(EVTX_FILES[2], work.tmp / "clean.xml").read_bytes()
+    cut = data.draw(st.integers(0, len(text)))
+    rows, diag, _ = work.load("cut.xml", text[:cut], "xml")
+    assert rows == evtx_events[:len(rows)]
+    started, i = 0, event_start(text[:cut])
+    while i >= 0:
+        started, i = started + 1, event_start(text[:cut], i + 1)
+    assert len(rows) + diag.counts["cut.xml"] >= started
+
+
+@pytest.fixture(scope="module")
+def syslog_clean(work: Workdir) -> tuple[list[bytes], list[tuple], int]:
+    lines = write_syslog(AZURE_SYSLOG, work.tmp / "clean.log").read_bytes().splitlines()
+    rows, diag, _ = work.load("clean-syslog", b"\n".join(lines) + b"\n", "syslog")
+    return lines, rows, diag.total
+
+
+@pytest.fixture(scope="module")
+def azure_clean(work: Workdir) -> tuple[list[bytes], list[tuple], int]:
+    lines = AZURE_SYSLOG.read_bytes().splitlines()
+    rows, diag, _ = work.load("clean.json", b"\n".join(lines) + b"\n", "azure-syslog")
+    return lines, rows, diag.total
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(0, 100), garbage_line), min_size=1, max_size=8))
+def test_garbage_lines_in_sysmon_syslog(work, syslog_clean, extra):
+    clean, want, want_errors = syslog_clean
+    rows, diag, files = work.load("syslog", insert(clean, extra), "syslog")
+    assert rows == want
+    with_event = sum(1 for _, g in extra if event_start(content(g)) >= 0)
+    assert diag.counts["syslog"] == want_errors + with_event
+    skipped = sum(1 for _, g in extra if content(g) and event_start(content(g)) < 0)
+    assert bool(files[0].notes) == (skipped > 0)
+
+
+@FAST
+@given(st.lists(st.tuples(st.integers(0, 100), garbage_line), min_size=1, max_size=8))
+def test_garbage_rows_in_azure_syslog(work, azure_clean, extra):
+    clean, want, want_errors = azure_clean
+    rows, diag, _ = work.load("azure.json", insert(clean, extra), "azure-syslog")
+    assert rows == want
+    bad_json = sum(1 for _, g in extra if g.strip())  # no garbage line is a JSON object
+    assert diag.counts["azure.json"] == want_errors + bad_json
