@@ -19,9 +19,9 @@ def make_finding(**changes: object) -> Finding:
         duration_mins=34.9, strong_indicator=True,
         reasons=["3 distinct external addresses in 35 min", "not an excluded image"],
         evidence=[Evidence("logs/sysmon.json", 12, None, "2026-11-02T12:00:00.000Z", "network",
-                           "stage2.exe -> 140.82.113.3:443/tcp"),
+                           "stage2.exe -> 140.82.113.3:443/tcp", "140.82.113.3", 443),
                   Evidence("logs/sec.evtx", None, 9001, "2026-11-02T12:34:56.789Z", "network",
-                           "stage2.exe -> 8.8.8.8:8443/tcp")])
+                           "stage2.exe -> 8.8.8.8:8443/tcp", "8.8.8.8", 8443)])
     base.update(changes)
     return Finding(**base)  # type: ignore[arg-type]
 

@@ -15,10 +15,11 @@ from stagehunt.store import EventStore, FileInfo
 
 @dataclass
 class HuntResult:
-    findings: list[Finding]
+    findings: list[Finding]  # shown: not suppressed, score >= min_score; highest score first
     files: list[FileInfo]
     events: int
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    hidden: list[Finding] = field(default_factory=list)  # suppressed or below min_score, with reasons
 
 
 def open_store(cfg: Config) -> EventStore:
@@ -37,10 +38,13 @@ def hunt_detailed(paths: Sequence[str | Path], config: Config | None = None, fmt
             load(store, names, fmt, diag)
         else:
             sources.load(store, list(sources.expand(names, store.tmpdir)), fmt, diag)
-        findings = engine.run(store, cfg, detections)
-        return HuntResult(findings, list(store.files), store.count(), diag)
+        everything = engine.run(store, cfg, detections)
+        shown = [f for f in everything if not f.suppressed and (f.score or 0) >= cfg.scoring.min_score]
+        hidden = [f for f in everything if f not in shown]
+        return HuntResult(shown, list(store.files), store.count(), diag, hidden)
 
 
 def hunt(paths: Sequence[str | Path], config: Config | None = None, fmt: str = "auto") -> list[Finding]:
-    """Findings for the telemetry at `paths` (files, directories, globs, archives), strongest first."""
+    """Findings for the telemetry at `paths` (files, directories, globs, archives), highest score first;
+    suppressed and low-scoring ones are left out (see hunt_detailed(...).hidden)."""
     return hunt_detailed(paths, config, fmt).findings

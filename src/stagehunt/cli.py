@@ -51,6 +51,9 @@ def guarded(fn: Callable[[], int | None]) -> None:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except Exception as e:  # an internal error: one line unless debugging
         if os.environ.get("STAGEHUNT_DEBUG"):
             raise
@@ -166,9 +169,16 @@ def hunt(
                         "external; repeat for more (config scope.home_networks).")] = None,
     detection: Annotated[list[str] | None, typer.Option("--detection", "-d", help="Run only this detection; "
                          "repeat for more (default: all).")] = None,
+    min_score: Annotated[int | None, typer.Option(help="Hide findings scoring below this, 0-100 "
+                                                  "(config scoring.min_score; default 0).")] = None,
+    include_suppressed: Annotated[bool, typer.Option(help="Also write findings suppressed as benign (service "
+                                                     "traffic, one infrastructure) or below --min-score, each "
+                                                     "with suppressed_by.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Table output: every reason, the score "
+                                          "breakdown and the evidence locations.")] = False,
     strict: StrictOpt = False,
 ) -> None:
-    """Hunt for multi-stage C2: read the telemetry, run the detections, write explained findings."""
+    """Hunt for multi-stage C2: read the telemetry, run the detections, write ranked, explained findings."""
 
     def run() -> int:
         from stagehunt import api, sinks
@@ -187,25 +197,21 @@ def hunt(
                            "window": parse_duration(window) if window else None,
                            "window_mode": window_mode, "group_by": group_by},
                 scope={"count_internal": count_internal,
-                       "home_networks": (*cfg.scope.home_networks, *home_net) if home_net else None})
+                       "home_networks": (*cfg.scope.home_networks, *home_net) if home_net else None},
+                scoring={"min_score": min_score})
         except ConfigError as e:
             fail(str(e))
         diag = Diagnostics()
         result = api.hunt_detailed(paths, cfg, fmt, detection or None, diag, load=load_inputs)
-        if out_file is not None:
-            with sinks.open_sink(output, out_file) as sink:
-                for f in result.findings:
-                    sink.write(f)
-        elif output == "table":
-            with sinks.open_sink("table", Console(highlight=False)) as sink:
-                for f in result.findings:
-                    sink.write(f)
-        else:
-            with sinks.open_sink(output, sys.stdout) as sink:
-                for f in result.findings:
-                    sink.write(f)
+        findings = result.findings + (result.hidden if include_suppressed else [])
+        target = out_file if out_file is not None else Console(highlight=False) if output == "table" else sys.stdout
+        opts = {"verbose": verbose} if output == "table" else {}
+        with sinks.open_sink(output, target, **opts) as sink:
+            for f in findings:
+                sink.write(f)
+        hidden = f"; {len(result.hidden)} hidden as benign or below --min-score" if result.hidden else ""
         err.print(Text(f"{len(result.findings)} finding(s) from {result.events} event(s) in "
-                       f"{len(result.files)} file(s)"))
+                       f"{len(result.files)} file(s){hidden}"))
         report_problems(diag, strict)
         return 0
 

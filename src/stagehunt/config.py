@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from stagehunt.profiles import PROFILE_NAMES, profile_images
+
 # The seed's exclusions (browsers, cloud sync and collaboration, Windows services, Defender) as exact
 # image names, matched case-insensitively on the image's file name — never as substrings.
 DEFAULT_EXCLUDED_IMAGES: tuple[str, ...] = (
@@ -85,6 +87,7 @@ class ScopeConfig:
 @dataclass(frozen=True)
 class ExclusionConfig:
     use_defaults: bool = True  # the seed's list, DEFAULT_EXCLUDED_IMAGES
+    profiles: tuple[str, ...] = PROFILE_NAMES  # shipped false-positive profiles (profiles.py); [] for none
     images: tuple[str, ...] = ()  # exact names, full paths, or globs (* ?) on the path; case-insensitive
     hashes: tuple[str, ...] = ()  # any hash value from the Hashes field (SHA256, SHA1, MD5, IMPHASH)
     users: tuple[str, ...] = ()  # exact, case-insensitive
@@ -93,7 +96,40 @@ class ExclusionConfig:
     ports: tuple[int, ...] = ()  # destination ports whose connections are ignored
 
     def all_images(self) -> tuple[str, ...]:
-        return (DEFAULT_EXCLUDED_IMAGES if self.use_defaults else ()) + self.images
+        return (DEFAULT_EXCLUDED_IMAGES if self.use_defaults else ()) + profile_images(self.profiles) + self.images
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Weights of the score's named reasons (see scoring.py); the score is their sum, clamped to 0-100.
+    Bands: high >= 70, medium >= 40, low below."""
+
+    min_score: int = 0  # hide findings scoring below this
+    suppress: bool = True  # hide service fan-out and one-infrastructure findings (kept with --include-suppressed)
+    base_multi_stage_c2: int = 45
+    base_sibling_chain: int = 50
+    base_parent_child_handoff: int = 55
+    base_staged_dropper: int = 60
+    base_injected_stage: int = 60
+    several_infrastructures: int = 10  # at least two distinct infrastructures
+    many_infrastructures: int = 5  # at least strong_ips infrastructures
+    direct_to_ip: int = 10  # an address no DNS answer or hostname named
+    all_named: int = -5  # every address looked up by name first
+    script_interpreter: int = 20  # powershell, cmd, mshta, rundll32, curl, bash...
+    user_writable: int = 15  # Temp, AppData, Downloads, Users\Public, ProgramData, /tmp, /dev/shm
+    renamed_binary: int = 15  # OriginalFileName differs from the image name
+    installed_software: int = -20  # system or Program Files location with consistent metadata
+    installed_software_unverified: int = -10  # installed location, metadata not logged
+    office_or_script_lineage: int = 15  # an ancestor is an Office app or script host
+    same_vendor: int = -25  # both stages installed software of one company (updaters, brokers)
+    installed_pair: int = -15  # both stages installed software, company of the earlier one not logged
+    nonstandard_port: int = 10
+    proxy_port: int = 15
+    common_in_fleet: int = -25  # same image, same infrastructure on many hosts
+    unique_to_host: int = 10  # ... on this host only
+    fleet_min_hosts: int = 5  # below this many hosts prevalence says nothing
+    common_min_hosts: int = 3  # "many hosts": at least this many ...
+    common_share: int = 20  # ... and at least this percent of the hosts running the image
 
 
 @dataclass(frozen=True)
@@ -107,6 +143,7 @@ class Config:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     scope: ScopeConfig = field(default_factory=ScopeConfig)
     exclusions: ExclusionConfig = field(default_factory=ExclusionConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
@@ -200,12 +237,21 @@ def validate(cfg: Config) -> None:
     for p in cfg.exclusions.ports:
         if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= 65535:
             raise ConfigError(f"[exclusions] ports: {p!r} is not a port number (0-65535)")
+    for name in cfg.exclusions.profiles:
+        if name not in PROFILE_NAMES:
+            raise ConfigError(f"[exclusions] profiles: unknown profile {name!r}; known: {', '.join(PROFILE_NAMES)}")
     for key in ("images", "hashes", "users", "hosts"):
         for v in getattr(cfg.exclusions, key):
             if not isinstance(v, str) or not v:
                 raise ConfigError(f"[exclusions] {key}: {v!r} must be a non-empty string")
     if not re.match(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", cfg.engine.memory_limit, re.I):
         raise ConfigError(f"[engine] memory_limit: {cfg.engine.memory_limit!r}; use e.g. 2GB or 512MB")
+    if not 0 <= cfg.scoring.min_score <= 100:
+        raise ConfigError("[scoring] min_score: must be between 0 and 100")
+    if cfg.scoring.fleet_min_hosts < 1 or cfg.scoring.common_min_hosts < 1:
+        raise ConfigError("[scoring] fleet_min_hosts and common_min_hosts: must be at least 1")
+    if not 0 <= cfg.scoring.common_share <= 100:
+        raise ConfigError("[scoring] common_share: a percentage, 0-100")
     if cfg.engine.threads < 0:
         raise ConfigError("[engine] threads: must be 0 (all cores) or more")
 

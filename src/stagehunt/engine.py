@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from stagehunt import exclusions, processes, scope
+from stagehunt import exclusions, processes, scope, scoring
 from stagehunt.config import Config
 from stagehunt.detections import DETECTIONS
 from stagehunt.findings import Finding
@@ -73,7 +73,7 @@ def _mark_excluded(con, cfg: Config) -> None:
 
 
 def run(store: EventStore, cfg: Config, detections: list[str] | None = None) -> list[Finding]:
-    """Prepare, run each detection, and return findings (strongest first)."""
+    """Prepare, run each detection, score; every finding, highest score first, suppressed ones last."""
     prepare(store, cfg)
     findings: list[Finding] = []
     for det_id in detections or list(DETECTIONS):
@@ -81,6 +81,9 @@ def run(store: EventStore, cfg: Config, detections: list[str] | None = None) -> 
         cur = store.con.execute(det.sql(cfg))
         cols = [c[0] for c in cur.description]
         for values in cur.fetchall():
-            findings.append(det.build(dict(zip(cols, values, strict=True)), cfg))
-    findings.sort(key=lambda f: (not f.strong_indicator, -f.unique_external_ips, f.first_contact or ""))
-    return findings
+            row = dict(zip(cols, values, strict=True))
+            finding = det.build(row, cfg)
+            finding.process_key = row.get("pkey") or row.get("desc_key")
+            finding.earlier_key = row.get("anc_key") or row.get("wkey") or row.get("skey")
+            findings.append(finding)
+    return scoring.rank(store.con, findings, cfg)

@@ -17,6 +17,8 @@ class Evidence:
     time: str | None  # ISO 8601 UTC
     kind: str  # canonical event kind
     summary: str  # e.g. "powershell.exe -> 140.82.113.3:443/tcp"
+    ip: str | None = None  # network evidence: the remote address and port
+    port: int | None = None
 
     def location(self) -> str:
         if self.line is not None:
@@ -55,7 +57,13 @@ class Finding:
     parent_ip_list: list[str] = field(default_factory=list)  # handoff: what the earlier stage reached
     new_ips: list[str] = field(default_factory=list)  # handoff: reached by the later stage only
     context_known: bool = True  # False when the process start was not logged
-    score: int | None = None
+    score: int | None = None  # 0-100, see scoring.py; severity is its band
+    score_breakdown: list[dict] = field(default_factory=list)  # [{"weight": +20, "reason": "..."}]
+    infrastructures: list[dict] = field(default_factory=list)  # [{"domains", "names", "ips"}]
+    unique_infrastructures: int | None = None
+    suppressed_by: list[str] = field(default_factory=list)  # why a finding is hidden (service traffic...)
+    process_key: str | None = field(default=None, repr=False)  # engine-internal identity, not exported
+    earlier_key: str | None = field(default=None, repr=False)  # the earlier stage's, for staged detections
 
     @property
     def uid(self) -> str:
@@ -64,8 +72,14 @@ class Finding:
                                         self.first_contact, ",".join(self.ip_list), self.parent_process_guid))
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
+    @property
+    def suppressed(self) -> bool:
+        return bool(self.suppressed_by)
+
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("process_key")
+        d.pop("earlier_key")
         d["uid"] = self.uid
         return d
 

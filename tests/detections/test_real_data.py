@@ -51,7 +51,7 @@ def test_flagged_pairs_equal_the_naive_rule_minus_exclusions(name, tmp_path):
     lines = (REAL / "otrf" / name).read_bytes().splitlines(keepends=True)
     sysmon = tmp_path / name
     sysmon.write_bytes(b"".join(x for x in lines if json.loads(x).get("Channel", "").endswith("Sysmon/Operational")))
-    cfg = Config().with_overrides(detection={"window": 3650 * 86400})
+    cfg = Config().with_overrides(detection={"window": 3650 * 86400}, scoring={"suppress": False})
     found = hunt([sysmon], cfg)
     flagged = {(f.host, f.image.lower()) for f in found if f.detection_type == "multi_stage_c2"}
     assert flagged == expected

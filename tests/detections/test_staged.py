@@ -94,3 +94,15 @@ def test_sibling_chain_found(tmp_path):
 def test_sibling_chain_near_misses(tmp_path, ips, parent):
     """Two curls to the same address, or siblings under a non-shell parent: no chain."""
     assert of_type(run(tmp_path, shell_chain(ips, parent)), "sibling_chain") == []
+
+
+def test_a_parents_handle_to_its_child_is_not_injection(tmp_path):
+    """DCOM's svchost starts EXCEL.EXE and holds a full-access handle to it: process creation, not injection."""
+    svc, xl = guid(), guid()
+    excel = r"C:\Program Files\Microsoft Office\root\Office16\EXCEL.EXE"
+    svchost = r"C:\Windows\System32\svchost.exe"
+    evs = [start(T0, svchost, 900, pg=svc), start(T0 + minutes(1), excel, 901, pg=xl, pguid=svc, ppid=900,
+                                                 parent_image=svchost),
+           access(T0 + minutes(1), svchost, 900, excel, 901, "0x1fffff", src_pg=svc, target_pg=xl),
+           conn(T0 + minutes(2), excel, 901, "52.109.6.5", pg=xl)]
+    assert of_type(run(tmp_path, evs), "injected_stage") == []

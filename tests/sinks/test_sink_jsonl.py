@@ -40,7 +40,7 @@ def test_contract_fields_and_evidence_objects(finding: Finding) -> None:
     assert d["technique"] == "T1104"
     assert d["evidence"][0] == {"file": "logs/sysmon.json", "line": 12, "record": None,
                                 "time": "2026-11-02T12:00:00.000Z", "kind": "network",
-                                "summary": "stage2.exe -> 140.82.113.3:443/tcp"}
+                                "summary": "stage2.exe -> 140.82.113.3:443/tcp", "ip": "140.82.113.3", "port": 443}
 
 
 def test_hostile_text_stays_on_one_line_and_round_trips(hostile: Finding) -> None:

@@ -91,7 +91,7 @@ def conn_evidence(items: list[dict[str, Any]], image: str | None) -> list[Eviden
         port = f":{e['port']}" if e["port"] is not None else ""
         proto = f"/{e['protocol']}" if e["protocol"] else ""
         out.append(Evidence(e["file"], e["line"], e["record"], iso(e["time"]), "network",
-                            f"{base_name(image)} -> {e['ip']}{port}{proto}"))
+                            f"{base_name(image)} -> {e['ip']}{port}{proto}", e["ip"], e["port"]))
     return out
 
 

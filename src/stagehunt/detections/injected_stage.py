@@ -2,8 +2,9 @@
 then reaches a counted address that neither had reached before (Lazarus-style injected stage).
 
 Injection rights: PROCESS_VM_WRITE (0x20) or PROCESS_CREATE_THREAD (0x2) in GrantedAccess (so
-PROCESS_ALL_ACCESS counts, read-only access such as 0x1000 or 0x1410 does not). Exclusions apply to
-the target (the later stage).
+PROCESS_ALL_ACCESS counts, read-only access such as 0x1000 or 0x1410 does not). A parent's handle to
+its own child does not count, nor csrss.exe's: starting a process yields such handles (DCOM's
+svchost and csrss.exe on EXCEL.EXE in real data). Exclusions apply to the target (the later stage).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from stagehunt.findings import Evidence, Finding, iso
 from stagehunt.processes import keyed_sql
 
 INJECT_RIGHTS = 0x20 | 0x2  # PROCESS_VM_WRITE | PROCESS_CREATE_THREAD
+# The Windows subsystem server opens every new process with full access as part of creating it.
+CREATION_ACCESSOR = r"[a-z]:\\windows\\system32\\csrss\.exe"
 
 
 def sql(cfg: Config) -> str:
@@ -46,9 +49,11 @@ def sql(cfg: Config) -> str:
                              ELSE pid_key(a.host, a.target_pid, s.time) END AS tkey
             FROM acc a ASOF LEFT JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) s
               ON s.host IS NOT DISTINCT FROM a.host AND s.pid = a.target_pid AND a.atime >= s.time
-        ), first_acc AS (
-            SELECT * FROM keyed WHERE tkey IS NOT NULL AND tkey <> skey
-            QUALIFY row_number() OVER (PARTITION BY tkey ORDER BY atime) = 1
+        ), first_acc AS (  -- handles that come with starting a process are not injection
+            SELECT ky.* FROM keyed ky LEFT JOIN proc tp ON tp.key = ky.tkey
+            WHERE ky.tkey IS NOT NULL AND ky.tkey <> ky.skey AND tp.parent_key IS DISTINCT FROM ky.skey
+              AND NOT regexp_full_match(lower(coalesce(ky.s_image, '')), '{CREATION_ACCESSOR}')
+            QUALIFY row_number() OVER (PARTITION BY ky.tkey ORDER BY ky.atime) = 1
         ), before AS (  -- what source and target had reached before the access (two equi-joins: fast)
             SELECT fa.tkey, c.ip FROM first_acc fa JOIN conn c ON c.pkey = fa.skey AND c.time < fa.atime
             UNION ALL

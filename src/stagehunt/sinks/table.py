@@ -31,7 +31,7 @@ MIN_REASON = 40  # columns the first reason needs to be worth a table column of 
 # Caps keep long hosts or paths from starving the reason column; what exceeds a cap folds, never truncates.
 COLUMNS: list[tuple[str, dict[str, Any]]] = [
     ("#", {"justify": "right", "no_wrap": True}),
-    ("sev/conf", {"no_wrap": True}),
+    ("score sev/conf", {"no_wrap": True}),
     ("detection", {"max_width": 22}),
     ("host", {"max_width": 28}),
     ("image", {"max_width": 28}),
@@ -79,7 +79,9 @@ def window(first: str | None, last: str | None, sep: str = "\n") -> Text:
 
 
 def _severity(f: Finding, sep: str = "\n") -> Text:
-    return Text(f"{terminal(f.severity)}/{terminal(f.confidence)}" + (f"{sep}strong" if f.strong_indicator else ""),
+    score = f"{f.score} " if f.score is not None else ""
+    return Text(f"{score}{terminal(f.severity)}/{terminal(f.confidence)}" + (f"{sep}strong" if f.strong_indicator
+                                                                             else ""),
                 style=_SEVERITY_STYLE.get((f.severity or "").lower(), ""))
 
 

@@ -1,0 +1,254 @@
+"""Rank and explain: a 0-100 score per finding from named, weighted reasons; benign fan-out suppressed.
+
+Mechanisms, each general rather than a list of known software:
+  service context  connections that are what their service does drop out of the count: DNS (port 53;
+                   a finding made only of DNS traffic is a resolver's fan-out), time sync (123), and
+                   certificate revocation (OCSP/CRL), recognised by the names contacted
+  infrastructure   addresses grouped by the registrable domain of the names the data gives them; a
+                   finding whose addresses are one infrastructure (CDN edges) is not multi-stage
+  prevalence       the same image reaching the same infrastructure on many hosts is fleet behaviour;
+                   on one host of many it is rare (optionally remembered across runs in a baseline)
+  process context  where the image lives, whether its metadata is consistent, whether it is a script
+                   interpreter or dual-use binary, Office/script lineage, ports, direct-to-IP contact
+Weights live in [scoring]; every contribution becomes a line in `score_breakdown` and the reasons.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from stagehunt import names as infra
+from stagehunt import scope
+from stagehunt.config import Config, ScoringConfig
+from stagehunt.findings import Finding
+
+REVOCATION = re.compile(r"(^|\.)(ocsp[a-z0-9-]*|crls?[0-9]*|ctldl|cacerts?|pki)\.", re.I)
+INTERPRETERS = frozenset({
+    "powershell.exe", "pwsh.exe", "pwsh", "cmd.exe", "wscript.exe", "cscript.exe", "mshta.exe", "rundll32.exe",
+    "regsvr32.exe", "certutil.exe", "bitsadmin.exe", "msbuild.exe", "installutil.exe", "regasm.exe", "regsvcs.exe",
+    "curl.exe", "curl", "wget", "bash", "sh", "dash", "zsh", "ksh", "python", "python3", "python.exe", "perl",
+    "nc", "ncat", "socat", "telnet",
+})
+# Where initial access lands: a process these start is a stage, whatever its own location says.
+INITIAL_ACCESS_HOSTS = frozenset({
+    "winword.exe", "excel.exe", "powerpnt.exe", "outlook.exe", "onenote.exe", "msaccess.exe", "mspub.exe",
+    "visio.exe", "wscript.exe", "cscript.exe", "mshta.exe", "powershell.exe", "pwsh.exe", "cmd.exe",
+    "iexplore.exe", "msedge.exe", "microsoftedge.exe", "microsoftedgecp.exe", "chrome.exe", "firefox.exe",
+    "opera.exe", "brave.exe", "acrord32.exe", "acrobat.exe",
+})
+USER_WRITABLE = re.compile(r"(\\users\\public\\|\\appdata\\|\\temp\\|\\tmp\\|\\downloads\\|^[a-z]:\\programdata\\"
+                           r"|^/tmp/|^/var/tmp/|^/dev/shm/|^/home/[^/]+/)", re.I)
+INSTALLED = re.compile(r"(^[a-z]:\\windows\\(system32|syswow64)\\|^[a-z]:\\program files( \(x86\))?\\"
+                       r"|^\\device\\harddiskvolume\d+\\(windows|program files)|^/usr/|^/bin/|^/sbin/|^/opt/)", re.I)
+SERVICE_PORTS = {53: "DNS", 853: "DNS over TLS", 123: "time sync (NTP)"}
+# Windows domain and LAN services: only counted at all when internal destinations are (lab mode).
+LAN_SERVICE_PORTS = {88: "Kerberos", 135: "RPC", 137: "NetBIOS", 138: "NetBIOS", 139: "NetBIOS", 389: "LDAP",
+                     445: "SMB", 464: "Kerberos", 636: "LDAPS", 1900: "SSDP", 3268: "LDAP GC", 3269: "LDAP GC",
+                     5353: "mDNS", 5355: "LLMNR"}
+
+
+def band(score: int) -> str:
+    return "high" if score >= 70 else "medium" if score >= 40 else "low"
+
+
+def _name(path: str | None) -> str:
+    return (path or "").replace("\\", "/").rsplit("/", 1)[-1].lower()
+
+
+@dataclass
+class Context:
+    """Fleet facts computed once per run."""
+
+    fleet_hosts: int
+    domain_ips: dict[str, set[str]]  # registrable domain -> addresses named under it
+    inbound_dns: set[tuple[str, str]]  # (host, image name) that accept connections on port 53
+
+
+def _context(con: duckdb.DuckDBPyConnection) -> Context:
+    fleet = con.execute("SELECT count(DISTINCT host) FROM conn").fetchone()[0]
+    domain_ips: dict[str, set[str]] = {}
+    for ip, name in con.execute("SELECT ip, name FROM ipnames").fetchall():
+        domain_ips.setdefault(infra.registrable(name), set()).add(ip)
+    inbound = {(h, _name(i)) for h, i in con.execute(
+        "SELECT DISTINCT host, image FROM events WHERE kind = 'network' AND direction = 'inbound' "
+        "AND dst_port = 53").fetchall()}
+    return Context(fleet, domain_ips, inbound)
+
+
+def rank(con: duckdb.DuckDBPyConnection, findings: list[Finding], cfg: Config) -> list[Finding]:
+    """Score every finding in place (suppressing benign ones) and return them best first."""
+    if not findings:
+        return findings
+    infra.build_names(con)
+    ctx = _context(con)
+    for f in findings:
+        _score(con, f, cfg, ctx)
+    findings.sort(key=lambda f: (f.suppressed, -(f.score or 0), f.first_contact or ""))
+    return findings
+
+
+def _score(con: duckdb.DuckDBPyConnection, f: Finding, cfg: Config, ctx: Context) -> None:
+    sc = cfg.scoring
+    out: list[tuple[int, str]] = [(getattr(sc, f"base_{f.detection_type}", 45), f"base for {f.detection_type}")]
+    staged = f.detection_type in ("multi_stage_c2", "sibling_chain")
+    ips = list(f.ip_list if staged else (f.new_ips or f.ip_list))
+    names = infra.names_for(con, sorted(set(ips) | set(f.parent_ip_list)))
+    ports: dict[str, set[int]] = {}
+    for e in f.evidence:
+        if e.kind == "network" and e.ip is not None:
+            ports.setdefault(e.ip, set()).add(e.port or 0)
+
+    # -- service context ---------------------------------------------------------------------------
+    dropped: list[str] = []
+    kept = []
+    for ip in ips:
+        revocation = [n for n in names.get(ip, []) if REVOCATION.search(n)]
+        table = SERVICE_PORTS if scope.is_external(ip, cfg.scope.__class__()) else {**SERVICE_PORTS,
+                                                                                   **LAN_SERVICE_PORTS}
+        service = {table[p] for p in ports.get(ip, ()) if p in table}
+        if revocation:
+            dropped.append(f"{ip} is certificate revocation ({revocation[0]})")
+        elif service and ports.get(ip, set()) <= set(table):
+            dropped.append(f"{ip} is {'/'.join(sorted(service))} traffic")
+        else:
+            kept.append(ip)
+    if dropped:
+        out.append((0, "service traffic not counted: " + "; ".join(dropped)))
+    need = cfg.detection.min_ips if staged else 1
+    if sc.suppress and len(kept) < need:
+        who = _name(f.image)
+        if dropped and all("DNS" in d for d in dropped) and (f.host, who) in ctx.inbound_dns:
+            why = f"{who} serves DNS on this host (accepts port-53 connections): its fan-out to resolvers is normal"
+        else:
+            why = f"without service traffic only {len(kept)} counted address(es) remain"
+        f.suppressed_by.append(f"service context: {why}")
+
+    # -- infrastructure ------------------------------------------------------------------------------
+    groups = infra.group(kept, names)
+    f.infrastructures = [{"domains": list(g.domains), "names": list(g.names), "ips": list(g.ips)} for g in groups]
+    f.unique_infrastructures = len(groups)
+    if (staged and not f.suppressed_by and len(kept) >= cfg.detection.min_ips and sc.suppress
+            and len(groups) < cfg.detection.min_ips and all(names.get(i) for i in kept)):
+        f.suppressed_by.append(f"infrastructure: {len(kept)} addresses are one infrastructure, "
+                               f"{groups[0].label()}")
+    if not staged and f.parent_ip_list and kept:
+        earlier = {infra.registrable(n) for ip in f.parent_ip_list for n in names.get(ip, [])}
+        if sc.suppress and earlier and all(names.get(i) and {infra.registrable(n) for n in names[i]} <= earlier
+                                           for i in kept):
+            f.suppressed_by.append("infrastructure: the later stage's new addresses belong to domains the "
+                                       f"earlier stage already used ({', '.join(sorted(earlier))})")
+    if len(groups) >= 2:
+        out.append((sc.several_infrastructures, f"{len(groups)} distinct infrastructures: "
+                    + "; ".join(g.label() for g in groups[:5])))
+    if len(groups) >= cfg.detection.strong_ips:
+        out.append((sc.many_infrastructures, f"at least strong_ips = {cfg.detection.strong_ips} infrastructures"))
+    unnamed = [ip for ip in kept if not names.get(ip)]
+    if unnamed:
+        out.append((sc.direct_to_ip, "contacts addresses no DNS answer or hostname in the data names "
+                    f"(direct-to-IP): {', '.join(unnamed[:5])}"))
+    elif kept:
+        out.append((sc.all_named, "every counted address was looked up by name first, as installed software does"))
+
+    # -- process context -----------------------------------------------------------------------------
+    out += _process_context(con, f, sc)
+    # -- ports -----------------------------------------------------------------------------------------
+    used = set(f.port_list)
+    proxy = sorted(used & set(cfg.detection.proxy_ports))
+    odd = sorted(used - set(cfg.detection.proxy_ports) - set(cfg.detection.standard_ports))
+    if proxy:
+        out.append((sc.proxy_port, f"proxy/SOCKS port {', '.join(map(str, proxy))}"))
+    if odd:
+        out.append((sc.nonstandard_port, f"non-standard port {', '.join(map(str, odd))}"))
+    # -- prevalence ------------------------------------------------------------------------------------
+    out += _prevalence(con, f, groups, sc, ctx)
+
+    score = max(0, min(100, sum(w for w, _ in out)))
+    f.score = score
+    f.severity = band(score)
+    f.score_breakdown = [{"weight": w, "reason": r} for w, r in out]
+    f.reasons.append(f"score {score} ({f.severity}): " + "; ".join(
+        f"{'+' if w >= 0 else ''}{w} {r}" for w, r in out))
+    if f.suppressed_by:
+        f.reasons.append("suppressed: " + "; ".join(f.suppressed_by))
+
+
+def _process_context(con: duckdb.DuckDBPyConnection, f: Finding, sc: ScoringConfig) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    row = con.execute("SELECT company, original_file_name, parent_key, context_known FROM ctx WHERE pkey = ?",
+                      [f.process_key]).fetchone() if f.process_key else None
+    company, ofn, parent_key, known = row if row else (None, None, None, False)
+    image = f.image or ""
+    name = _name(image)
+    interpreter = name in INTERPRETERS
+    if interpreter:
+        out.append((sc.script_interpreter, f"{name} is a script interpreter or dual-use binary"))
+    if USER_WRITABLE.search(image):
+        out.append((sc.user_writable, f"runs from a user-writable folder: {image}"))
+    renamed = bool(ofn) and _name(ofn) not in (name, name.removesuffix(".mui")) and ofn != "-"
+    if renamed:
+        out.append((sc.renamed_binary, f"renamed binary: OriginalFileName {ofn} runs as {name}"))
+    lineage = _ancestors(con, parent_key) if parent_key else []
+    hits = [a for a in lineage if a in INITIAL_ACCESS_HOSTS and a != name]
+    if hits:
+        out.append((sc.office_or_script_lineage, f"descends from {' <- '.join(hits)} (Office, script host or "
+                    "browser: where initial access lands)"))
+    if INSTALLED.search(image) and not interpreter and not renamed and not hits:
+        if known and (company or image.startswith("/")):
+            out.append((sc.installed_software, f"installed software with consistent metadata ({company or 'packaged'})"
+                        f" in {image.rsplit(chr(92), 1)[0] if chr(92) in image else image.rsplit('/', 1)[0]}"))
+        else:
+            out.append((sc.installed_software_unverified, "installed location, metadata not logged"))
+    if f.detection_type == "injected_stage" and known and company and not interpreter and INSTALLED.search(image):
+        # the earlier stage: its start event if logged, else what the detection saw of it
+        row = con.execute("SELECT image, company FROM proc WHERE key = ?", [f.earlier_key]).fetchone()
+        e_image, e_company = row if row else (f.parent_image, None)
+        if e_image and INSTALLED.search(e_image) and _name(e_image) not in INTERPRETERS:
+            if e_company == company:
+                out.append((sc.same_vendor, f"both stages are installed {company} software ({_name(e_image)} -> "
+                            f"{name}): a vendor's updater or broker handling its own process"))
+            else:
+                out.append((sc.installed_pair, f"both stages are installed software ({_name(e_image)} -> {name}), "
+                            "neither a script interpreter"))
+    if not known:
+        out.append((0, "process start not logged: metadata and lineage unknown"))
+    return out
+
+
+def _ancestors(con: duckdb.DuckDBPyConnection, key: str, depth: int = 4) -> list[str]:
+    names = []
+    for _ in range(depth):
+        row = con.execute("SELECT image, parent_key FROM proc WHERE key = ?", [key]).fetchone()
+        if not row:
+            break
+        names.append(_name(row[0]))
+        if not row[1]:
+            break
+        key = row[1]
+    return names
+
+
+def _prevalence(con: duckdb.DuckDBPyConnection, f: Finding, groups: list[infra.Infrastructure],
+                sc: ScoringConfig, ctx: Context) -> list[tuple[int, str]]:
+    if ctx.fleet_hosts < sc.fleet_min_hosts or not groups:
+        return [(0, f"prevalence not informative: {ctx.fleet_hosts} host(s) in the data "
+                    f"(fewer than fleet_min_hosts = {sc.fleet_min_hosts})")]
+    ips: set[str] = set()
+    for g in groups:
+        ips.update(g.ips)
+        for d in g.domains:
+            ips.update(ctx.domain_ips.get(d, ()))
+    name = _name(f.image)
+    hosts_with_image, hosts_same = con.execute("""
+        SELECT count(DISTINCT k.host), count(DISTINCT k.host) FILTER (c.ip IN (SELECT unnest(?)))
+        FROM ctx k JOIN conn c USING (pkey) WHERE lower(base_name_of(k.image)) = ?""",
+                                               [sorted(ips), name]).fetchone()
+    if hosts_same >= max(sc.common_min_hosts, sc.common_share * hosts_with_image / 100):
+        return [(sc.common_in_fleet, f"common across the fleet: {name} reached the same infrastructure on "
+                 f"{hosts_same} of {ctx.fleet_hosts} hosts")]
+    if hosts_same <= 1:
+        return [(sc.unique_to_host, f"rare: only this host ({f.host}) shows {name} reaching this infrastructure, "
+                 f"of {ctx.fleet_hosts} hosts")]
+    return [(0, f"{name} reached this infrastructure on {hosts_same} of {ctx.fleet_hosts} hosts")]
