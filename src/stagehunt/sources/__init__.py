@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stagehunt.diagnostics import Diagnostics
-from stagehunt.sources import jsonfile
+from stagehunt.sources import auditd, jsonfile
 from stagehunt.sources.dialects import DIALECTS
 from stagehunt.store import EventStore, FileInfo
 
@@ -57,6 +57,7 @@ READERS: dict[str, Loader] = {
     "xml": _lazy("xmlfile"),
     "syslog": _lazy("xmlfile", "load_syslog"),
     "azure-syslog": _lazy("xmlfile", "load_azure_syslog"),
+    "auditd": _lazy("auditd"),
 }
 
 FORMAT_HELP = {
@@ -67,6 +68,7 @@ FORMAT_HELP = {
     "xml": "Windows Event XML (wevtutil / Get-WinEvent exports)",
     "syslog": "Sysmon for Linux syslog lines carrying XML",
     "azure-syslog": "Azure Monitor Syslog rows with Sysmon-for-Linux XML in SyslogMessage",
+    "auditd": "Linux audit logs: raw auditd text, or AUOMS / auditd records in Azure Syslog JSON rows",
 }
 
 
@@ -88,9 +90,9 @@ def sniff(path: Path) -> str | None:
             msg = rec["SyslogMessage"]
             if "<Event>" in msg or "<Event " in msg:
                 return "azure-syslog"
-            return None
+            return "auditd" if auditd.is_audit_message(msg) else None
         return "json" if rec is not None and jsonfile.sniff_dialect(rec) else None
-    return None
+    return "auditd" if auditd.sniff(text) else None
 
 
 def expand(paths: list[str], workdir: Path) -> Iterator[Input]:
