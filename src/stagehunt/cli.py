@@ -271,9 +271,20 @@ def config_show(
         if cfg.exclusions.use_defaults:
             typer.echo("# [exclusions] use_defaults = true excludes these images (exact names, any case):\n# "
                        + ", ".join(DEFAULT_EXCLUDED_IMAGES))
+        from stagehunt.profiles import PROFILES
+
+        for name in cfg.exclusions.profiles:
+            typer.echo(f"# profile {name} ({PROFILES[name].title}) excludes: " + ", ".join(PROFILES[name].images))
         return 0
 
     guarded(run)
+
+
+# The lab commands (simulate, validate) live in their own module; registered here, in one place.
+from stagehunt import cli_lab  # noqa: E402
+
+app.command()(cli_lab.simulate)
+app.command()(cli_lab.validate)
 
 
 @app.command()
