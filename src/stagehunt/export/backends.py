@@ -60,9 +60,15 @@ def filter_rule(spec: Spec, drop: tuple[str, ...] = ()) -> Any:
     return SigmaCollection.from_yaml(dump(rule)).rules[0]
 
 
-def convert(backend: Any, rule: Any) -> str:
-    """One query from a backend, or an error naming the backend (a conversion must never half-succeed)."""
+def convert(backend: Any, rule: Any, allow_empty: bool = False) -> str:
+    """One query from a backend, or an error naming the backend (a conversion must never half-succeed).
+
+    allow_empty: "" when the pipeline dropped every condition (microsoft_xdr drops `Initiated`, so a rule
+    with no exclusions left converts to nothing).
+    """
     queries = backend.convert_rule(rule)
+    if allow_empty and not queries:
+        return ""
     if len(queries) != 1 or not isinstance(queries[0], str):
         raise RuntimeError(f"{type(backend).__name__} returned {len(queries)} queries for the base rule")
     return queries[0]

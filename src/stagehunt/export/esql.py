@@ -33,9 +33,9 @@ def duration(secs: int) -> str:
 def window_semantics(spec: Spec) -> str:
     w = spec.window_text
     if spec.sliding:
-        return ("ES|QL has no sliding window, so the query has none: run it as an Elastic Security ES|QL rule "
-                f"whose run interval plus additional look-back is {w} (e.g. every 1h, look-back "
-                f"{w} minus 1h). Each run then counts one {w} window ending at run time, so the window "
+        return ("sliding, by schedule. ES|QL has no window functions, so the query has no window: run it as "
+                f"an Elastic Security ES|QL rule whose run interval plus additional look-back is {w} (e.g. every "
+                f"1h, look-back {w} minus 1h). Each run then counts one {w} window ending at run time, so the window "
                 "slides in steps of the interval. COUNT_DISTINCT is approximate beyond 3,000 distinct addresses "
                 "per group.")
     return (f"fixed buckets (tumbling): DATE_TRUNC({duration(spec.window)}, @timestamp), aligned to the epoch "

@@ -120,8 +120,8 @@ def render(spec: Spec) -> str:
     # Exact file names: Defender has the file name in its own column, so one short `in~` list replaces the
     # backend's two endswith tests per name (Sentinel rules must stay under 10,000 characters).
     query = backends.convert(_backend(), backends.filter_rule(
-        spec, drop=("filter_image_names", "filter_image_bare_names")))
-    table, where = query.split("\n", 1)
+        spec, drop=("filter_image_names", "filter_image_bare_names")), allow_empty=True)
+    table, _, where = (query or "DeviceNetworkEvents").partition("\n")
     header = comment_block([
         *summary_lines(spec, window_semantics(spec)),
         "Data: Defender for Endpoint DeviceNetworkEvents (Defender XDR advanced hunting, or Sentinel with the "
@@ -135,7 +135,7 @@ def render(spec: Spec) -> str:
         f"| where ActionType !in ({INBOUND})  // outbound only: the pipeline drops Sigma's Initiated",
         UNWRAP,
         scope_clause(spec),
-        where,
+        *([where] if where else []),
         *([f"| where not(InitiatingProcessFileName in~ ({', '.join(_kql_string(n) for n in spec.images.names)}))"]
           if spec.images.names else []),
         # Grouping ignores case, as hunt's does.

@@ -76,9 +76,9 @@ def regex_literal(regex: str) -> str:
 def window_semantics(spec: Spec) -> str:
     w = spec.window_text
     if spec.sliding:
-        return (f"the query has no time buckets: each run counts its whole time range as one window. Save it "
-                f"as a Scheduled Search over the last {w}, run e.g. hourly, and the {w} window slides in steps "
-                "of the schedule. (The seed's `timeslice 24h` cut time at UTC midnight.)")
+        return (f"sliding, by schedule. The query has no time buckets: each run counts its whole time range as one "
+                f"window. Save it as a Scheduled Search over the last {w}, run e.g. hourly, and the {w} window "
+                "slides in steps of the schedule. (The seed's `timeslice 24h` cut time at UTC midnight.)")
     return (f"fixed buckets (tumbling), as [detection] window_mode = tumbling asks: `timeslice {w}` on the "
             "connections; two stages either side of a bucket edge are missed. first_contact and last_contact "
             "span the process's whole range in the search.")
