@@ -123,7 +123,8 @@ def _flat() -> Dialect:
                 'concat_ws(\'\\\', "SubjectDomainName", "SubjectUserName") END)',
         "protocol": 'CASE "Protocol" WHEN \'6\' THEN \'tcp\' WHEN \'17\' THEN \'udp\' ELSE lower("Protocol") END',
     })
-    return Dialect("flat", "flat JSON lines (NXLog, OTRF, Splunk exports: EventID and EventData at top level)", keys, sql)
+    return Dialect("flat", "flat JSON lines (NXLog, OTRF, Splunk exports: EventID and EventData at top level)",
+                   keys, sql)
 
 
 def _azure_windowsevent() -> Dialect:
@@ -147,7 +148,8 @@ _ECS_COLUMNS = {
               "event_data MAP(VARCHAR, VARCHAR))",
     "process": "STRUCT(entity_id VARCHAR, pid VARCHAR, executable VARCHAR, command_line VARCHAR, "
                "parent STRUCT(entity_id VARCHAR, pid VARCHAR, executable VARCHAR, command_line VARCHAR), "
-               "hash STRUCT(sha256 VARCHAR), pe STRUCT(company VARCHAR, product VARCHAR, original_file_name VARCHAR))",
+               "hash STRUCT(sha1 VARCHAR, md5 VARCHAR, sha256 VARCHAR), "
+               "pe STRUCT(company VARCHAR, product VARCHAR, original_file_name VARCHAR, imphash VARCHAR))",
     "user": "STRUCT(name VARCHAR, domain VARCHAR)",
     "source": "STRUCT(ip VARCHAR, port VARCHAR)",
     "destination": "STRUCT(ip VARCHAR, port VARCHAR, domain VARCHAR)",
@@ -172,14 +174,19 @@ def _ecs() -> Dialect:
         "pid": _coalesce(["process.pid", *ed("ProcessId", "SourceProcessId")]),
         "image": _coalesce(["process.executable", *ed("Image", "SourceImage")]),
         "command_line": _coalesce(["process.command_line", *ed("CommandLine")]),
-        "user": "coalesce(CASE WHEN \"user\".name IS NOT NULL THEN concat_ws('\\', \"user\".domain, \"user\".name) END, "
+        "user": "coalesce(CASE WHEN \"user\".name IS NOT NULL "
+                "THEN concat_ws('\\', \"user\".domain, \"user\".name) END, "
                 + ", ".join(ed("User", "SourceUser")) + ")",
         "parent_guid": _coalesce(["process.parent.entity_id", *ed("ParentProcessGuid")]),
         "parent_pid": _coalesce(["process.parent.pid", *ed("ParentProcessId")]),
         "parent_image": _coalesce(["process.parent.executable", *ed("ParentImage")]),
         "parent_command_line": _coalesce(["process.parent.command_line", *ed("ParentCommandLine")]),
-        "hashes": _coalesce([*ed("Hashes"), "CASE WHEN process.hash.sha256 IS NOT NULL THEN "
-                                           "'SHA256=' || upper(process.hash.sha256) END"]),
+        # Winlogbeat splits Hashes into process.hash.* and process.pe.imphash (lower case): rebuild
+        # Sysmon's string in Sysmon's order, so a SHA1-only or MD5-only config keeps its hash too.
+        "hashes": _coalesce([*ed("Hashes"), "NULLIF(concat_ws(',', 'SHA1=' || upper(process.hash.sha1), "
+                                           "'MD5=' || upper(process.hash.md5), "
+                                           "'SHA256=' || upper(process.hash.sha256), "
+                                           "'IMPHASH=' || upper(process.pe.imphash)), '')"]),
         "company": _coalesce(["process.pe.company", *ed("Company")]),
         "product": _coalesce(["process.pe.product", *ed("Product")]),
         "original_file_name": _coalesce(["process.pe.original_file_name", *ed("OriginalFileName")]),
@@ -224,8 +231,10 @@ def _sumo() -> Dialect:
         # epoch milliseconds; rendered as ISO text so the common cast applies
         "sys_time": "strftime(make_timestamp(TRY_CAST(coalesce(\"timestamp\", \"_messagetime\") AS BIGINT) * 1000), "
                     "'%Y-%m-%d %H:%M:%S.%g')",
-        "host": _coalesce(['"device_hostname"', '"srcDevice_hostname"', *[f"fields['{k}']" for k in
-                                                                         ("Computer", "System.Computer")]]),
+        # srcDevice_hostname is the connection's source (SourceHostname): the remote host when inbound,
+        # so the logging host (Computer) comes first and it is only the last resort.
+        "host": _coalesce(['"device_hostname"', *[f"fields['{k}']" for k in ("Computer", "System.Computer")],
+                           '"srcDevice_hostname"']),
         "process_guid": _coalesce(['"processUid"', *raw("ProcessGuid", "SourceProcessGUID")]),
         "pid": _coalesce(['"pid"', *raw("ProcessId", "SourceProcessId")]),
         "image": _coalesce(['"baseImage"', '"application_name"', *raw("Image", "SourceImage")]),
@@ -294,7 +303,8 @@ def _text(col: str) -> str:
 
 def canonical_select_sql() -> str:
     """SELECT list turning the raw fields of relation `r` into canonical columns (minus source_*)."""
-    provider = ("CASE WHEN channel ILIKE 'Linux-Sysmon%' THEN 'sysmon-linux' WHEN channel ILIKE '%Sysmon%' THEN 'sysmon' "
+    provider = ("CASE WHEN channel ILIKE 'Linux-Sysmon%' THEN 'sysmon-linux' "
+                "WHEN channel ILIKE '%Sysmon%' THEN 'sysmon' "
                 "WHEN channel = 'Security' THEN 'security' ELSE lower(channel) END")
     eid = _int("eid", "INTEGER")
     kind = (f"CASE WHEN channel ILIKE '%Sysmon%' THEN (CASE {eid} WHEN 1 THEN 'process_start' WHEN 3 THEN 'network' "
