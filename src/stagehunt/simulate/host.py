@@ -113,6 +113,10 @@ class Machine:
         """A process that was running before the capture began: its start is not logged."""
         return Proc(self._guid(started, pid), pid, image, command_line, user, cwd, started)
 
+    def _source6(self) -> str:
+        """The host's global IPv6 address (a stable interface id in one ISP prefix) unless one was given."""
+        return self.ip6 or f"2a02:810d:4b3f:a100:{_digest('sha1', 'v6', self.name)[:4]}::{self._machine_id[:4]}"
+
     def _log(self, eid: int, t: datetime, data: dict[str, str]) -> None:
         self.events.append(SysmonEvent(eid, t, self.name, {"RuleName": "-", **data}, linux=self.linux))
 
@@ -144,7 +148,7 @@ class Machine:
         self._log(3, t, {
             "ProcessGuid": proc.guid, "ProcessId": str(proc.pid), "Image": proc.image, "User": proc.user,
             "Protocol": protocol, "Initiated": "true", "SourceIsIpv6": "true" if v6 else "false",
-            "SourceIp": (self.ip6 or "fe80::1") if v6 else self.ip, "SourceHostname": "-" if self.linux else self.name,
+            "SourceIp": self._source6() if v6 else self.ip, "SourceHostname": "-" if self.linux else self.name,
             "SourcePort": str(self._port), "SourcePortName": "-", "DestinationIsIpv6": "true" if v6 else "false",
             "DestinationIp": ip, "DestinationHostname": hostname, "DestinationPort": str(port),
             "DestinationPortName": WELL_KNOWN_PORTS.get(port, "-"),

@@ -1,0 +1,105 @@
+"""validate: every scenario passes in every format with the shipped configuration, and the verdicts are
+honest: a configuration that cannot see a scenario gets MISS, one without the tuning gets FALSE-POSITIVE,
+a damaged file gets READ-ERROR, and the command's exit code says so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stagehunt.config import Config
+from stagehunt.simulate.lab import FORMATS, applicable, write_scenario
+from stagehunt.simulate.scenarios import ATTACKS, FALSE_POSITIVES, SCENARIO_NAMES, build
+from stagehunt.validate import Report, _hunt, validate
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stagehunt.cli", "validate", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return validate()
+
+
+def test_every_scenario_passes_in_every_format(report: Report) -> None:
+    failing = [(c.scenario, c.format, c.verdict, c.problems) for c in report.cells if c.verdict != "PASS"]
+    assert failing == [] and report.ok
+    want = {(n, f.name) for n in SCENARIO_NAMES for f in applicable(build(n))}
+    assert {(c.scenario, c.format) for c in report.cells} == want and len(want) == 42
+    assert not report.count_internal and report.notes == []
+
+
+def test_what_each_attack_scenario_is_answered_by(report: Report) -> None:
+    by = {(c.scenario, c.format): c.found for c in report.cells}
+    assert by[("two-stage-powershell", "xml")] == ["multi_stage_c2 powershell.exe <- explorer.exe (high)"]
+    assert by[("staged-dropper", "sumo-cse")] == ["staged_dropper stage2_test.exe <- powershell.exe (high)",
+                                                  "parent_child_handoff stage2_test.exe <- powershell.exe (high)"]
+    assert by[("socks5-first-stage", "ecs")] == ["multi_stage_c2 powershell.exe <- explorer.exe (high)"]
+    assert by[("linux-curl-chain", "auditd")] == ["sibling_chain curl <- bash (high)"]
+    assert by[("injected-stage", "flat")] == ["injected_stage notepad.exe <- powershell.exe (high)"]
+    assert all(by[(n, f)] == [] for n, f in by if n in FALSE_POSITIVES)
+
+
+def test_a_config_that_cannot_see_two_stages_misses_them() -> None:
+    r = validate(Config().with_overrides(detection={"min_ips": 3, "strong_ips": 3}),
+                 formats=["flat", "auditd"], scenarios=["two-stage-powershell", "linux-curl-chain", "staged-dropper"])
+    verdicts = {(c.scenario, c.format): c.verdict for c in r.cells}
+    assert verdicts == {("two-stage-powershell", "flat"): "MISS", ("linux-curl-chain", "flat"): "MISS",
+                        ("linux-curl-chain", "auditd"): "MISS",
+                        # the dropper is found by what it did, not by counting addresses
+                        ("staged-dropper", "flat"): "PASS"}
+    miss = next(c for c in r.cells if c.scenario == "two-stage-powershell")
+    assert miss.problems == ["missing multi_stage_c2 powershell.exe <- explorer.exe"] and not r.ok
+
+
+def test_without_the_tuning_the_false_positives_fire() -> None:
+    untuned = Config().with_overrides(exclusions={"profiles": [], "use_defaults": False})
+    r = validate(untuned, formats=["flat"], scenarios=list(FALSE_POSITIVES))
+    assert [c.verdict for c in r.cells] == ["FALSE-POSITIVE"] * 5
+    vpn = next(c for c in r.cells if c.scenario == "fp-vpn-client")
+    assert [f.rsplit(" (", 1)[0] for f in vpn.found] == ["multi_stage_c2 PanGPS.exe <- services.exe"]
+    assert vpn.problems[0].startswith("false positive: multi_stage_c2 PanGPS.exe")
+
+
+def test_a_missing_confidence_reason_is_a_miss() -> None:
+    """The SOCKS scenario is about the proxy-port reason: without it (no proxy ports) the check fails."""
+    r = validate(Config().with_overrides(detection={"proxy_ports": [], "standard_ports": [80, 443, 81, 1080, 1913]}),
+                 formats=["flat"], scenarios=["socks5-first-stage"])
+    [cell] = r.cells
+    assert cell.verdict == "MISS" and "reason containing 'proxy/SOCKS first-stage port'" in cell.problems[0]
+
+
+def test_private_canaries_switch_count_internal_on() -> None:
+    r = validate(formats=["flat", "auditd"], c2=("10.66.0.5", "10.66.0.6"), scenarios=list(ATTACKS))
+    assert r.ok and r.count_internal and "count_internal = true" in r.notes[0]
+
+
+def test_a_damaged_file_is_a_read_error(tmp_path: Path) -> None:
+    sc = build("two-stage-powershell")
+    write_scenario(tmp_path, sc, ["flat"])
+    path = tmp_path / sc.name / FORMATS["flat"].file_name
+    with open(path, "ab") as f:
+        f.write(b'{"EventID": 3, "UtcTime": \n')  # a record cut short
+    cell = _hunt(sc.name, sc.c2, "flat", path, Config())
+    assert cell.verdict == "READ-ERROR" and any(p.startswith("unreadable:") for p in cell.problems)
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    ok = cli("-s", "injected-stage", "-s", "fp-config-management", "--json", "--keep", str(tmp_path))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    doc = orjson.loads(ok.stdout)
+    assert doc["ok"] and doc["summary"]["PASS"] == 9 and len(doc["results"]) == 9
+    assert (tmp_path / "injected-stage" / "xml.xml").is_file()  # --keep kept the simulated files
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[detection]\nmin_ips = 50\nstrong_ips = 50\n")
+    bad = cli("--config", str(broken), "-s", "two-stage-powershell", "-s", "fp-browsers", "-f", "flat")
+    assert bad.returncode == 1
+    assert "MISS" in bad.stdout and "2 checks: 1 PASS, 1 MISS" in bad.stdout
+    assert cli("-s", "no-such-scenario").returncode == 2
+    assert cli("--c2", "127.0.0.1,10.0.0.1").returncode == 2
