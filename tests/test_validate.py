@@ -103,3 +103,9 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert "MISS" in bad.stdout and "2 checks: 1 PASS, 1 MISS" in bad.stdout
     assert cli("-s", "no-such-scenario").returncode == 2
     assert cli("--c2", "127.0.0.1,10.0.0.1").returncode == 2
+
+
+def test_ipv6_canaries_pass_in_every_format() -> None:
+    r = validate(c2=("2a05:d014:a3c::17", "2603:1030:20e:3::23c"), scenarios=list(ATTACKS))
+    assert [(c.scenario, c.format, c.problems) for c in r.cells if c.verdict != "PASS"] == []
+    assert len(r.cells) == 21 and not r.count_internal  # 4 Windows scenarios x 4 formats, Linux x 5
