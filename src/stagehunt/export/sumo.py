@@ -103,7 +103,7 @@ def counted_test(spec: Spec) -> str:
     if spec.excluded_v6:
         parts.append(f"!(dst_ip matches {regex_literal(ipv6_any_regex(spec.excluded_v6))})")
     if spec.ports:
-        parts.append("!(" + " or ".join(f'dstPort = "{p}"' for p in spec.ports) + ")")
+        parts.append("!(" + " or ".join(f"dstPort = {p}" for p in spec.ports) + ")")
     return " and ".join(parts)
 
 
