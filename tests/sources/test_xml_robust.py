@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from realdata import AZURE_SYSLOG, EVTX_FILES, evtx_xml_records, one_line, write
 from stagehunt import sources
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.schema import COLUMN_NAMES
+from stagehunt.sources import xmlfile
 from stagehunt.sources.xmlfile import event_start
 
 FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -56,16 +56,11 @@ def evtx_events(work: Workdir) -> list[tuple]:
     return rows
 
 
-def content(line: bytes) -> bytes:
-    """What is left of a line once XML declarations (allowed anywhere a line starts) are removed."""
-    return re.sub(rb"<\?xml(.*?\?>|.*$)", b"", line).strip()
-
-
-def insert(lines: list[bytes], extra: list[tuple[int, bytes]], first: int = 0) -> bytes:
-    """`lines` with each (position, line) of `extra` inserted at or after index `first`."""
+def insert(lines: list[bytes], extra: list[tuple[int, bytes]]) -> bytes:
+    """`lines` with each (position, line) of `extra` inserted."""
     out = list(lines)
     for pos, line in sorted(extra, key=lambda x: x[0], reverse=True):
-        out.insert(max(first, min(pos, len(out))), line)
+        out.insert(min(pos, len(out)), line)
     return b"".join(line + b"\n" for line in out)
 
 
@@ -73,9 +68,10 @@ def insert(lines: list[bytes], extra: list[tuple[int, bytes]], first: int = 0) -
 @given(st.lists(st.tuples(st.integers(0, 20), garbage_line), min_size=1, max_size=8))
 def test_garbage_lines_in_an_event_per_line_file(work, evtx_events, extra):
     lines = [one_line(x).encode() for x in evtx_xml_records(EVTX_FILES[2])]
-    rows, diag, _ = work.load("lines.xml", insert(lines, extra, first=1))
+    rows, diag, _ = work.load("lines.xml", insert(lines, extra), "xml")
     assert rows == evtx_events  # every event line is intact, so every event is loaded, in order
-    assert diag.counts["lines.xml"] == sum(1 for _, g in extra if content(g))  # one diagnostic per damaged line
+    # text between events loses nothing; a stray event tag is reported
+    assert bool(diag.counts["lines.xml"]) == any(event_start(g) >= 0 or b"</Event>" in g for _, g in extra)
 
 
 @FAST
@@ -120,9 +116,9 @@ def test_garbage_lines_in_sysmon_syslog(work, syslog_clean, extra):
     clean, want, want_errors = syslog_clean
     rows, diag, files = work.load("syslog", insert(clean, extra), "syslog")
     assert rows == want
-    with_event = sum(1 for _, g in extra if event_start(content(g)) >= 0)
+    with_event = sum(1 for _, g in extra if event_start(g) >= 0)
     assert diag.counts["syslog"] == want_errors + with_event
-    skipped = sum(1 for _, g in extra if content(g) and event_start(content(g)) < 0)
+    skipped = sum(1 for _, g in extra if g.strip() and event_start(g) < 0)
     assert bool(files[0].notes) == (skipped > 0)
 
 
@@ -134,3 +130,19 @@ def test_garbage_rows_in_azure_syslog(work, azure_clean, extra):
     assert rows == want
     bad_json = sum(1 for _, g in extra if g.strip())  # no garbage line is a JSON object
     assert diag.counts["azure.json"] == want_errors + bad_json
+
+
+@FAST
+@given(block=st.integers(7, 3000), damage=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(FRAGMENTS)),
+                                                    max_size=4))
+def test_block_boundaries_never_split_an_event_or_hide_a_loss(work, evtx_events, block, damage):
+    """Documents are read in blocks; with any block size the same events come out, damaged or not."""
+    text = bytearray("".join(one_line(x) for x in evtx_xml_records(EVTX_FILES[2])).encode())
+    for pos, fragment in damage:
+        text[pos % len(text):pos % len(text)] = fragment.encode()
+    path = work.tmp / "blocks.xml"
+    path.write_bytes(bytes(text))
+    whole, small = Diagnostics(), Diagnostics()
+    assert list(xmlfile._Document(path, "x", whole).events()) == \
+        list(xmlfile._Document(path, "x", small, block=block).events())
+    assert [(p.line, p.message) for p in small.problems] == [(p.line, p.message) for p in whole.problems]

@@ -2,9 +2,8 @@
 
 Every <Event> (with the Windows event namespace or none) is flattened by flatten.py to the `flat`
 dialect and loaded through jsonfile.insert_records, so it maps to canonical columns like any other
-source. Origins are line numbers: the line itself for one-event-per-line inputs, the line where the
-<Event> starts for whole documents. A malformed event becomes a diagnostic and reading resumes at
-the next <Event>, so one bad record never costs the rest of the file.
+source. Origins are line numbers: the line where each <Event> starts. Every event is parsed on its
+own, so a malformed one becomes a diagnostic and never costs the rest of the file.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from xml.etree.ElementTree import Element, ParseError, XMLPullParser, fromstring
+from xml.etree.ElementTree import ParseError, fromstring
 from xml.parsers.expat import errors as expat_errors
 
 import orjson
@@ -27,8 +26,7 @@ if TYPE_CHECKING:
     from stagehunt.store import EventStore, FileInfo
 
 Triple = tuple[bytes, int | None, int | None]
-_ROOT = b"<_stagehunt>"  # virtual root: concatenated <Event> documents (wevtutil qe) then parse as one
-PIECE = 1 << 20  # documents are read in pieces of at most this many bytes
+PIECE = 1 << 20  # documents are read in blocks of this many bytes
 
 
 def event_start(text: bytes, start: int = 0) -> int:
@@ -41,46 +39,17 @@ def event_start(text: bytes, start: int = 0) -> int:
     return -1
 
 
-def _count_events(line: bytes) -> int:
-    n, i = 0, event_start(line)
-    while i >= 0:
-        n, i = n + 1, event_start(line, i + 6)
-    return n
-
-
-def _strip_declaration(line: bytes) -> bytes:
-    """Remove `<?xml ...?>` (evtx_dump repeats it before every event; XML allows it only at the start)."""
-    i = line.find(b"<?xml")
-    while i >= 0:
-        j = line.find(b"?>", i)
-        if j < 0:
-            return line[:i]
-        line = line[:i] + line[j + 2:]
-        i = line.find(b"<?xml", i)
-    return line
-
-
-def _lines(path: Path, xml: bool = True, limit: int = -1) -> Iterator[tuple[int, int, bytes]]:
-    """(1-based line number, offset in the line, text) as UTF-8; lines longer than `limit` come in pieces
-    (wevtutil writes a whole export on one line). For `xml`, declarations are removed; UTF-16 (PowerShell
-    `>` redirects) is transcoded."""
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, line) as UTF-8; UTF-16 files (PowerShell `>` redirects) are transcoded."""
     with open(path, "rb") as f:
         bom = f.read(2)
         f.seek(0)
         if bom in (b"\xff\xfe", b"\xfe\xff"):
-            text = io.TextIOWrapper(f, encoding="utf-16", errors="replace", newline="")
-            read: Callable[[], bytes] = lambda: text.readline(limit).encode()  # noqa: E731
-        else:
-            read = lambda: f.readline(limit)  # noqa: E731
-        ln, off = 1, 0
-        while piece := read():
-            if ln == 1 and off == 0 and piece.startswith(b"\xef\xbb\xbf"):
-                piece = piece[3:]
-            yield ln, off, _strip_declaration(piece) if xml and b"<?xml" in piece else piece
-            if piece.endswith(b"\n"):
-                ln, off = ln + 1, 0
-            else:
-                off += len(piece)
+            for ln, text in enumerate(io.TextIOWrapper(f, encoding="utf-16", errors="replace", newline=""), 1):
+                yield ln, text.encode()
+            return
+        for ln, line in enumerate(f, 1):
+            yield ln, line[3:] if ln == 1 and line.startswith(b"\xef\xbb\xbf") else line
 
 
 def _reason(e: Exception, xml: bytes | None = None) -> str:
@@ -107,11 +76,11 @@ def _one_event(xml: bytes) -> bytes:
     return flatten.from_xml(root)[0]
 
 
-# -- one event per line (Get-WinEvent ToXml, Sysmon for Linux syslog) -------------------------------------
+# -- one event per line (Sysmon for Linux syslog) ------------------------------------------------------
 
 def _line_events(path: Path, name: str, diag: Diagnostics, other: Callable[[int], None]) -> Iterator[Triple]:
     """Events of lines holding one <Event> each; `other(line)` is called for non-blank lines without one."""
-    for ln, _, raw in _lines(path):
+    for ln, raw in _lines(path):
         i = event_start(raw)
         if i < 0:
             if raw.strip():
@@ -124,133 +93,98 @@ def _line_events(path: Path, name: str, diag: Diagnostics, other: Callable[[int]
             diag.add(name, f"malformed event XML: {_reason(e, xml)}", line=ln)
 
 
-def _is_line_per_event(path: Path) -> bool:
-    for _, off, raw in _lines(path, limit=PIECE):
-        line = raw.strip()
-        if line:
-            return off == 0 and raw.endswith(b"\n") and event_start(line) == 0 and line.endswith(b"</Event>") \
-                and event_start(line, 1) < 0
-    return False
-
-
 # -- whole documents -----------------------------------------------------------------------------------
 
-def _is_event(el: Element) -> bool:
-    return el.tag.endswith("Event") and flatten.local(el.tag) == "Event"
+def _blocks(path: Path, size: int = PIECE) -> Iterator[bytes]:
+    """The file as UTF-8 in blocks of about `size` bytes (UTF-16 exports transcoded, a BOM dropped)."""
+    with open(path, "rb") as f:
+        bom = f.read(3)
+        if bom[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            f.seek(0)
+            text = io.TextIOWrapper(f, encoding="utf-16", errors="replace", newline="")
+            while block := text.read(size):
+                yield block.encode()
+            return
+        if bom != b"\xef\xbb\xbf":
+            yield bom
+        while block := f.read(size):
+            yield block
 
 
 class _Document:
-    """Pull-parses a document line by line; on an error, reports it and restarts at the next <Event>."""
+    """Cuts a document into `<Event ...>...</Event>` pieces and parses each on its own.
 
-    def __init__(self, name: str, diag: Diagnostics):
-        self.name, self.diag = name, diag
-        self.parser: XMLPullParser | None = None
-        self.stack: list[Element] = []
-        self.open_events: list[int] = []  # start lines of the <Event>s being parsed
-        self.base = self.offset = 0  # line, and byte offset in it, where the current parser started
-        self.seen = 0  # <Event> elements the parser began, good or bad
-        self.tags = 0  # `<Event` tags in the text: more than `seen` means some were never parsed
-        self.started = False
+    The wrapper, declarations and anything else between events are never parsed, so a damaged event
+    costs only itself, whatever the damage (an unclosed comment, a cut line, a missing end tag).
+    """
 
-    def events(self, pieces: Iterator[tuple[int, int, bytes]]) -> Iterator[Triple]:
-        for ln, off, piece in pieces:
-            self.tags += _count_events(piece)
-            pos: int | None = 0
-            while pos is not None:
-                if self.parser is None:
-                    # the first parser reads from the top (an <Events> wrapper included); later ones resync
-                    i = event_start(piece, pos) if self.started else pos
-                    if i < 0:
-                        break
-                    self._start(ln, off + i)
-                    chunk = piece[i:]
-                else:
-                    chunk = piece
-                assert self.parser is not None
-                self.parser.feed(chunk)
-                pos = None
-                try:
-                    yield from self._drain(ln)
-                except ParseError as e:
-                    pos = self._failed(e, ln, off, piece)
-        yield from self._finish()
-        if self.tags > self.seen:  # e.g. an unclosed comment or CDATA section swallowed them without an error
-            for _ in range(self.tags - self.seen):
-                self.diag.add(self.name, "an <Event> was never parsed: malformed XML before it hides it "
-                                         "(unclosed comment or CDATA?)")
+    def __init__(self, path: Path, name: str, diag: Diagnostics, block: int = PIECE):
+        self.blocks, self.name, self.diag = _blocks(path, block), name, diag
+        self.buf, self.pos, self.line, self.eof = b"", 0, 1, False
+        self.seen = 0  # event start tags found
 
-    def _start(self, ln: int, offset: int) -> None:
-        self.parser = XMLPullParser(events=("start", "end"))
-        self.parser.feed(_ROOT)
-        self.base, self.offset, self.stack, self.open_events = ln, offset, [], []
-        self.started = True
-
-    def _drain(self, ln: int) -> Iterator[Triple]:
-        assert self.parser is not None
-        for ev, el in self.parser.read_events():
-            if ev == "start":
-                self.stack.append(el)
-                if _is_event(el):
-                    self.open_events.append(ln)
-                    self.seen += 1
-                continue
-            self.stack.pop()
-            if not _is_event(el):
-                continue
-            start = self.open_events.pop()
-            if self.stack:
-                self.stack[-1].remove(el)  # keeps memory flat on big documents
-            try:
-                yield flatten.from_xml(el)[0], start, None
-            except ValueError as e:
-                self.diag.add(self.name, f"malformed event: {e}", line=start)
-
-    def _failed(self, e: ParseError, ln: int, off: int, piece: bytes) -> int | None:
-        """Report a parse error; return where in `piece` (of line `ln`, at `off`) to look for the next <Event>."""
-        eline, ecol = getattr(e, "position", (1, 0))
-        at = self.base + eline - 1
-        col = ecol - len(_ROOT) + self.offset if eline == 1 else ecol  # byte offset in line `at`
-        if not self.open_events and at == ln and piece.startswith(b"</", max(col - off, 0)):
-            pass  # the closing tag of a wrapper (</Events>) opened before a resync: nothing is lost
-        elif self.open_events:
-            self.diag.add(self.name, f"malformed XML in the <Event> starting here: {_reason(e)} "
-                                     f"at line {at}, column {col + 1}", line=self.open_events[-1])
-        else:
-            self.diag.add(self.name, f"malformed XML: {_reason(e)} at column {col + 1}", line=at)
-        self.parser = None
-        if at != ln:
-            return None
-        # the error may sit on the `<Event` of the next event (the previous one cut short): restart
-        # there, but always past where the failed parser started, so we cannot loop
-        nxt = col if (ln, col) != (self.base, self.offset) else col + 1
-        return min(max(nxt - off, 0), len(piece))
-
-    def _finish(self) -> Iterator[Triple]:
-        if self.parser is None:
+    def _advance(self, to: int, gap: bool = True, scan_to: int | None = None) -> None:
+        """Move to `to`; an end tag in a `gap` between events (up to `scan_to`) ends one whose start is damaged."""
+        if to <= self.pos:
             return
-        self.parser.feed(b"</" + _ROOT[1:])
-        try:
-            yield from self._drain(0)
-            self.parser.close()
-        except ParseError:
-            if self.open_events:  # an unclosed <Events> alone loses nothing
-                self.diag.add(self.name, "document ends inside this <Event> (file truncated?)",
-                              line=self.open_events[-1])
-        self.parser = None
+        if gap and (gap := self.buf.find(b"</Event>", self.pos, scan_to or to)) >= 0:
+            self.diag.add(self.name, "</Event> without its <Event>: an event with a damaged start tag is lost",
+                          line=self.line + self.buf.count(b"\n", self.pos, gap))
+        self.line += self.buf.count(b"\n", self.pos, to)
+        self.pos = to
+
+    def _more(self, keep_from: int) -> bool:
+        """Drop what is before `keep_from` and read the next block; False at the end of the file."""
+        self._advance(keep_from)
+        self.buf, self.pos = self.buf[self.pos:], 0
+        block = next(self.blocks, None)
+        if block is None:
+            self.eof = True
+            return False
+        self.buf += block
+        return True
+
+    def events(self) -> Iterator[Triple]:
+        while True:
+            i = event_start(self.buf, self.pos)
+            if i < 0:
+                # check the whole gap, then keep its last 7 bytes: a tag cut by the block boundary
+                # (an end tag needs 8, so none is reported twice)
+                self._advance(len(self.buf) - 7 if not self.eof else len(self.buf), scan_to=len(self.buf))
+                if not self._more(self.pos):
+                    self._advance(len(self.buf))
+                    return
+                continue
+            end = self.buf.find(b"</Event>", i)
+            if end < 0 and not self.eof:
+                self._more(i)
+                continue
+            self._advance(i)
+            self.seen += 1
+            nxt = event_start(self.buf, i + 6)
+            if end < 0 or 0 <= nxt < end:
+                why = "document ends inside this <Event> (file truncated?)" if nxt < 0 else \
+                    "<Event> has no </Event> before the next <Event>"
+                self.diag.add(self.name, why, line=self.line)
+                if nxt < 0:
+                    return
+                self._advance(nxt, gap=False)
+                continue
+            xml = self.buf[i:end + 8]
+            try:
+                yield _one_event(xml), self.line, None
+            except (ParseError, ValueError) as e:
+                self.diag.add(self.name, f"malformed event XML: {_reason(e)}", line=self.line)
+            self._advance(end + 8, gap=False)
 
 
 # -- readers ---------------------------------------------------------------------------------------------
 
 def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
-    """Windows Event XML: a document (<Events> or concatenated <Event>s) or one <Event> per line."""
+    """Windows Event XML: an <Events> document, concatenated <Event>s (wevtutil), or one <Event> per line."""
     info = store.begin_file(name, "xml")
-    if _is_line_per_event(path):
-        def other(ln: int) -> None:  # in an event-per-line file any other line is a damaged record
-            diag.add(name, "line holds no <Event>", line=ln)
-        insert_records(store, info, _line_events(path, name, diag, other), "flat", diag)
-        return info
-    doc = _Document(name, diag)
-    insert_records(store, info, doc.events(_lines(path, limit=PIECE)), "flat", diag)
+    doc = _Document(path, name, diag)
+    insert_records(store, info, doc.events(), "flat", diag)
     if doc.seen == 0:
         raise ValueError("no <Event> element found: not Windows Event XML")
     return info
@@ -286,7 +220,7 @@ def _json_rows(path: Path, name: str, diag: Diagnostics) -> Iterator[tuple[dict,
             else:
                 diag.add(name, "array element is not a JSON object", record=k)
         return
-    for ln, _, raw in _lines(path, xml=False):
+    for ln, raw in _lines(path):
         if not raw.strip():
             continue
         try:
