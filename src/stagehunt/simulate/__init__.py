@@ -1,0 +1,1 @@
+"""Simulation: abstract Sysmon events and writers that render them in every supported log format."""
