@@ -14,7 +14,7 @@ import pytest
 from stagehunt.config import Config
 from stagehunt.simulate.lab import FORMATS, applicable, write_scenario
 from stagehunt.simulate.scenarios import ATTACKS, FALSE_POSITIVES, SCENARIO_NAMES, build
-from stagehunt.validate import Report, _hunt, validate
+from stagehunt.validate import Report, check, validate
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -86,7 +86,7 @@ def test_a_damaged_file_is_a_read_error(tmp_path: Path) -> None:
     path = tmp_path / sc.name / FORMATS["flat"].file_name
     with open(path, "ab") as f:
         f.write(b'{"EventID": 3, "UtcTime": \n')  # a record cut short
-    cell = _hunt(sc.name, sc.c2, "flat", path, Config())
+    cell = check(sc, "flat", path, Config())
     assert cell.verdict == "READ-ERROR" and any(p.startswith("unreadable:") for p in cell.problems)
 
 
