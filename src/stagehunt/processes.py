@@ -17,7 +17,7 @@ import duckdb
 # An all-zero guid (Sysmon for Linux when the parent predates Sysmon) means "unknown".
 _MACROS = """
 CREATE OR REPLACE TEMP MACRO norm_guid(g) AS
-  CASE WHEN g IS NULL OR regexp_full_match(g, '[{ ]*[0-]*[} ]*') THEN NULL ELSE lower(trim(g, '{} ')) END;
+  CASE WHEN g IS NULL OR translate(g, '{}- 0', '') = '' THEN NULL ELSE lower(trim(g, '{} ')) END;
 CREATE OR REPLACE TEMP MACRO guid_key(host, g) AS 'g|' || coalesce(host, '') || '|' || norm_guid(g);
 CREATE OR REPLACE TEMP MACRO pid_key(host, pid, started) AS
   'p|' || coalesce(host, '') || '|' || pid::VARCHAR || '|' || coalesce(strftime(started, '%Y-%m-%dT%H:%M:%S.%f'), '-');

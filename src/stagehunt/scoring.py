@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from stagehunt import names as infra
 from stagehunt import scope
@@ -43,6 +44,7 @@ USER_WRITABLE = re.compile(r"(\\users\\public\\|\\appdata\\|\\temp\\|\\tmp\\|\\d
                            r"|^/tmp/|^/var/tmp/|^/dev/shm/|^/home/[^/]+/)", re.I)
 INSTALLED = re.compile(r"(^[a-z]:\\windows\\(system32|syswow64)\\|^[a-z]:\\program files( \(x86\))?\\"
                        r"|^\\device\\harddiskvolume\d+\\(windows|program files)|^/usr/|^/bin/|^/sbin/|^/opt/)", re.I)
+STAGED = ("multi_stage_c2", "sibling_chain")  # findings about several addresses of one group, not a handoff
 SERVICE_PORTS = {53: "DNS", 853: "DNS over TLS", 123: "time sync (NTP)"}
 # Windows domain and LAN services: only counted at all when internal destinations are (lab mode).
 LAN_SERVICE_PORTS = {88: "Kerberos", 135: "RPC", 137: "NetBIOS", 138: "NetBIOS", 139: "NetBIOS", 389: "LDAP",
@@ -60,22 +62,63 @@ def _name(path: str | None) -> str:
 
 @dataclass
 class Context:
-    """Fleet facts computed once per run."""
+    """Facts for every finding of a run, fetched in a few bulk queries (never one per finding)."""
 
     fleet_hosts: int
-    domain_ips: dict[str, set[str]]  # registrable domain -> addresses named under it
     inbound_dns: set[tuple[str, str]]  # (host, image name) that accept connections on port 53
+    names: dict[str, list[str]]  # ip -> names the data gives it
+    procs: dict[str, tuple]  # process key -> (image, company, original_file_name, parent_key)
+    prevalence: dict[int, tuple[int, int]]  # finding index -> (hosts running the image, hosts doing the same)
 
 
-def _context(con: duckdb.DuckDBPyConnection) -> Context:
+def _context(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> Context:
     fleet = con.execute("SELECT count(DISTINCT host) FROM conn").fetchone()[0]
-    domain_ips: dict[str, set[str]] = {}
-    for ip, name in con.execute("SELECT ip, name FROM ipnames").fetchall():
-        domain_ips.setdefault(infra.registrable(name), set()).add(ip)
     inbound = {(h, _name(i)) for h, i in con.execute(
         "SELECT DISTINCT host, image FROM events WHERE kind = 'network' AND direction = 'inbound' "
         "AND dst_port = 53").fetchall()}
-    return Context(fleet, domain_ips, inbound)
+    ips = sorted({ip for f in findings for ip in (*f.ip_list, *f.new_ips, *f.parent_ip_list)})
+    names = infra.names_for(con, ips)
+    procs: dict[str, tuple] = {}
+    want = {k for f in findings for k in (f.process_key, f.earlier_key) if k}
+    for _ in range(5):  # the processes, then up to four generations of ancestors
+        want -= procs.keys()
+        if not want:
+            break
+        rows = con.execute("SELECT key, image, company, original_file_name, parent_key FROM proc "
+                           "WHERE key IN (SELECT unnest(?))", [sorted(want)]).fetchall()
+        procs.update({r[0]: r[1:] for r in rows})
+        want = {r[4] for r in rows if r[4]}
+    return Context(fleet, inbound, names, procs, {})
+
+
+def _prevalence_counts(con: duckdb.DuckDBPyConnection, findings: list[Finding], ctx: Context,
+                       sc: ScoringConfig) -> None:
+    """Per finding: on how many hosts its image reached the same infrastructure (one query for all)."""
+    if ctx.fleet_hosts < sc.fleet_min_hosts:
+        return
+    domain_ips: dict[str, set[str]] = {}
+    for ip, name in con.execute("SELECT ip, name FROM ipnames").fetchall():
+        domain_ips.setdefault(infra.registrable(name), set()).add(ip)
+    rows: list[tuple[int, str, str]] = []
+    for i, f in enumerate(findings):
+        ips = set(f.ip_list if f.detection_type in STAGED else (f.new_ips or f.ip_list))
+        for ip in list(ips):
+            for n in ctx.names.get(ip, []):
+                ips |= domain_ips.get(infra.registrable(n), set())
+        rows += [(i, _name(f.image), ip) for ip in ips]
+    if not rows:
+        return
+    con.register("_prev", pa.table({"fid": [r[0] for r in rows], "image": [r[1] for r in rows],
+                                   "ip": [r[2] for r in rows]}))
+    per_image = dict(con.execute("""
+        SELECT lower(base_name_of(k.image)), count(DISTINCT k.host) FROM ctx k
+        WHERE lower(base_name_of(k.image)) IN (SELECT DISTINCT image FROM _prev) GROUP BY 1""").fetchall())
+    same = dict(con.execute("""
+        SELECT p.fid, count(DISTINCT c.host) FROM _prev p JOIN conn c ON c.ip = p.ip
+        JOIN ctx k ON k.pkey = c.pkey AND lower(base_name_of(k.image)) = p.image GROUP BY p.fid""").fetchall())
+    con.unregister("_prev")
+    for i, f in enumerate(findings):
+        ctx.prevalence[i] = (per_image.get(_name(f.image), 0), same.get(i, 0))
 
 
 def rank(con: duckdb.DuckDBPyConnection, findings: list[Finding], cfg: Config) -> list[Finding]:
@@ -83,19 +126,20 @@ def rank(con: duckdb.DuckDBPyConnection, findings: list[Finding], cfg: Config) -
     if not findings:
         return findings
     infra.build_names(con)
-    ctx = _context(con)
-    for f in findings:
-        _score(con, f, cfg, ctx)
+    ctx = _context(con, findings)
+    _prevalence_counts(con, findings, ctx, cfg.scoring)
+    for i, f in enumerate(findings):
+        _score(i, f, cfg, ctx)
     findings.sort(key=lambda f: (f.suppressed, -(f.score or 0), f.first_contact or ""))
     return findings
 
 
-def _score(con: duckdb.DuckDBPyConnection, f: Finding, cfg: Config, ctx: Context) -> None:
+def _score(i: int, f: Finding, cfg: Config, ctx: Context) -> None:
     sc = cfg.scoring
     out: list[tuple[int, str]] = [(getattr(sc, f"base_{f.detection_type}", 45), f"base for {f.detection_type}")]
-    staged = f.detection_type in ("multi_stage_c2", "sibling_chain")
+    staged = f.detection_type in STAGED
     ips = list(f.ip_list if staged else (f.new_ips or f.ip_list))
-    names = infra.names_for(con, sorted(set(ips) | set(f.parent_ip_list)))
+    names = ctx.names
     ports: dict[str, set[int]] = {}
     for e in f.evidence:
         if e.kind == "network" and e.ip is not None:
@@ -153,7 +197,7 @@ def _score(con: duckdb.DuckDBPyConnection, f: Finding, cfg: Config, ctx: Context
         out.append((sc.all_named, "every counted address was looked up by name first, as installed software does"))
 
     # -- process context -----------------------------------------------------------------------------
-    out += _process_context(con, f, sc)
+    out += _process_context(f, sc, ctx)
     # -- ports -----------------------------------------------------------------------------------------
     used = set(f.port_list)
     proxy = sorted(used & set(cfg.detection.proxy_ports))
@@ -163,7 +207,7 @@ def _score(con: duckdb.DuckDBPyConnection, f: Finding, cfg: Config, ctx: Context
     if odd:
         out.append((sc.nonstandard_port, f"non-standard port {', '.join(map(str, odd))}"))
     # -- prevalence ------------------------------------------------------------------------------------
-    out += _prevalence(con, f, groups, sc, ctx)
+    out += _prevalence(i, f, groups, sc, ctx)
 
     score = max(0, min(100, sum(w for w, _ in out)))
     f.score = score
@@ -175,11 +219,10 @@ def _score(con: duckdb.DuckDBPyConnection, f: Finding, cfg: Config, ctx: Context
         f.reasons.append("suppressed: " + "; ".join(f.suppressed_by))
 
 
-def _process_context(con: duckdb.DuckDBPyConnection, f: Finding, sc: ScoringConfig) -> list[tuple[int, str]]:
+def _process_context(f: Finding, sc: ScoringConfig, ctx: Context) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
-    row = con.execute("SELECT company, original_file_name, parent_key, context_known FROM ctx WHERE pkey = ?",
-                      [f.process_key]).fetchone() if f.process_key else None
-    company, ofn, parent_key, known = row if row else (None, None, None, False)
+    known = f.process_key in ctx.procs
+    _, company, ofn, parent_key = ctx.procs.get(f.process_key or "", (None, None, None, None))
     image = f.image or ""
     name = _name(image)
     interpreter = name in INTERPRETERS
@@ -190,21 +233,21 @@ def _process_context(con: duckdb.DuckDBPyConnection, f: Finding, sc: ScoringConf
     renamed = bool(ofn) and _name(ofn) not in (name, name.removesuffix(".mui")) and ofn != "-"
     if renamed:
         out.append((sc.renamed_binary, f"renamed binary: OriginalFileName {ofn} runs as {name}"))
-    lineage = _ancestors(con, parent_key) if parent_key else []
+    lineage = _ancestors(ctx, parent_key)
     hits = [a for a in lineage if a in INITIAL_ACCESS_HOSTS and a != name]
     if hits:
         out.append((sc.office_or_script_lineage, f"descends from {' <- '.join(hits)} (Office, script host or "
                     "browser: where initial access lands)"))
     if INSTALLED.search(image) and not interpreter and not renamed and not hits:
         if known and (company or image.startswith("/")):
-            out.append((sc.installed_software, f"installed software with consistent metadata ({company or 'packaged'})"
-                        f" in {image.rsplit(chr(92), 1)[0] if chr(92) in image else image.rsplit('/', 1)[0]}"))
+            folder = image.rsplit("\\", 1)[0] if "\\" in image else image.rsplit("/", 1)[0]
+            out.append((sc.installed_software, f"installed software with consistent metadata "
+                        f"({company or 'packaged'}) in {folder}"))
         else:
             out.append((sc.installed_software_unverified, "installed location, metadata not logged"))
     if f.detection_type == "injected_stage" and known and company and not interpreter and INSTALLED.search(image):
         # the earlier stage: its start event if logged, else what the detection saw of it
-        row = con.execute("SELECT image, company FROM proc WHERE key = ?", [f.earlier_key]).fetchone()
-        e_image, e_company = row if row else (f.parent_image, None)
+        e_image, e_company = ctx.procs[f.earlier_key][:2] if f.earlier_key in ctx.procs else (f.parent_image, None)
         if e_image and INSTALLED.search(e_image) and _name(e_image) not in INTERPRETERS:
             if e_company == company:
                 out.append((sc.same_vendor, f"both stages are installed {company} software ({_name(e_image)} -> "
@@ -217,34 +260,22 @@ def _process_context(con: duckdb.DuckDBPyConnection, f: Finding, sc: ScoringConf
     return out
 
 
-def _ancestors(con: duckdb.DuckDBPyConnection, key: str, depth: int = 4) -> list[str]:
+def _ancestors(ctx: Context, key: str | None, depth: int = 4) -> list[str]:
     names = []
-    for _ in range(depth):
-        row = con.execute("SELECT image, parent_key FROM proc WHERE key = ?", [key]).fetchone()
-        if not row:
-            break
-        names.append(_name(row[0]))
-        if not row[1]:
-            break
-        key = row[1]
+    while key and key in ctx.procs and len(names) < depth:
+        image, _, _, parent = ctx.procs[key]
+        names.append(_name(image))
+        key = parent
     return names
 
 
-def _prevalence(con: duckdb.DuckDBPyConnection, f: Finding, groups: list[infra.Infrastructure],
-                sc: ScoringConfig, ctx: Context) -> list[tuple[int, str]]:
-    if ctx.fleet_hosts < sc.fleet_min_hosts or not groups:
+def _prevalence(i: int, f: Finding, groups: list[infra.Infrastructure], sc: ScoringConfig,
+                ctx: Context) -> list[tuple[int, str]]:
+    if ctx.fleet_hosts < sc.fleet_min_hosts or not groups or i not in ctx.prevalence:
         return [(0, f"prevalence not informative: {ctx.fleet_hosts} host(s) in the data "
                     f"(fewer than fleet_min_hosts = {sc.fleet_min_hosts})")]
-    ips: set[str] = set()
-    for g in groups:
-        ips.update(g.ips)
-        for d in g.domains:
-            ips.update(ctx.domain_ips.get(d, ()))
+    hosts_with_image, hosts_same = ctx.prevalence[i]
     name = _name(f.image)
-    hosts_with_image, hosts_same = con.execute("""
-        SELECT count(DISTINCT k.host), count(DISTINCT k.host) FILTER (c.ip IN (SELECT unnest(?)))
-        FROM ctx k JOIN conn c USING (pkey) WHERE lower(base_name_of(k.image)) = ?""",
-                                               [sorted(ips), name]).fetchone()
     if hosts_same >= max(sc.common_min_hosts, sc.common_share * hosts_with_image / 100):
         return [(sc.common_in_fleet, f"common across the fleet: {name} reached the same infrastructure on "
                  f"{hosts_same} of {ctx.fleet_hosts} hosts")]
