@@ -86,15 +86,17 @@ def load_inputs(store: EventStore, paths: list[str], fmt: str, diag: Diagnostics
         sources.load(store, inputs, fmt, diag)
 
 
-def report_problems(diag: Diagnostics, strict: bool) -> None:
-    """Print the first few parse problems and a count to standard error; --strict makes them fatal."""
+def report_problems(diag: Diagnostics, strict: bool, events_read: int) -> None:
+    """Print the first few parse problems and a count to standard error. Exit 2 with --strict, or when
+    nothing at all could be read (every input unrecognised or unreadable)."""
     if not diag.total:
         return
     for p in diag.problems[:10]:
         err.print(Text("warning: " + escape.terminal(str(p))))
-    err.print(Text(f"{diag.total} record(s) or file(s) could not be read; "
-                   f"the rest was used ({'--strict: failing' if strict else 'use --strict to fail on this'})"))
-    if strict:
+    fatal = strict or events_read == 0
+    why = "--strict: failing" if strict else "nothing could be read" if fatal else "use --strict to fail on this"
+    err.print(Text(f"{diag.total} record(s) or file(s) could not be read; the rest was used ({why})"))
+    if fatal:
         raise typer.Exit(2)
 
 
@@ -130,7 +132,10 @@ def inspect(
                     ", ".join(r.hosts[:5]) + (f" (+{len(r.hosts) - 5})" if len(r.hosts) > 5 else ""),
                     str(r.error_count))))
             out.print(table)
-        report_problems(diag, strict)
+            for r in reports:
+                for note in r.notes:
+                    out.print(Text(f"note: {escape.terminal(r.file)}: {escape.terminal(note)}"))
+        report_problems(diag, strict, sum(r.events for r in reports))
         return 0
 
     guarded(run)
@@ -212,7 +217,7 @@ def hunt(
         hidden = f"; {len(result.hidden)} hidden as benign or below --min-score" if result.hidden else ""
         err.print(Text(f"{len(result.findings)} finding(s) from {result.events} event(s) in "
                        f"{len(result.files)} file(s){hidden}"))
-        report_problems(diag, strict)
+        report_problems(diag, strict, result.events)
         return 0
 
     guarded(run)

@@ -19,6 +19,7 @@ class FileReport:
     hosts: list[str]
     error_count: int
     errors: list[dict] = field(default_factory=list)  # the first few, with line or record
+    notes: list[str] = field(default_factory=list)  # what the reader skipped on purpose, and why
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,5 +44,6 @@ def file_reports(store: EventStore, diag: Diagnostics) -> list[FileReport]:
             first_event=first.isoformat() + "Z" if first else None, last_event=last.isoformat() + "Z" if last else None,
             hosts=hosts or [], error_count=diag.counts.get(info.name, 0),
             errors=[{"line": p.line, "record": p.record, "message": p.message} for p in problems],
+            notes=list(info.notes),
         ))
     return reports

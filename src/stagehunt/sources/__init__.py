@@ -30,6 +30,7 @@ class InputError(Exception):
 class Input:
     name: str  # as shown to the user and cited in evidence
     path: Path  # a readable local file (containers and stdin are unpacked to a temp dir first)
+    found: bool = False  # found by walking a directory or a glob, not named by the user
 
 
 Loader = Callable[[EventStore, Path, str, Diagnostics], FileInfo]
@@ -84,14 +85,19 @@ def sniff(path: Path) -> str | None:
     first = text.split(b"\n", 1)[0]
     if b"<Event" in first and b"<System>" in first:
         return "syslog"
-    if text.startswith((b"{", b"[")):
+    starts_json = text.startswith((b"{", b"["))
+    # JSON lines whose first line was cut (rotation, `tail -c`) or damaged: a later line starts a record
+    if starts_json or b"\n{" in text:
         rec = jsonfile.first_record(path)
         if isinstance(rec, dict) and isinstance(rec.get("SyslogMessage"), str):
             msg = rec["SyslogMessage"]
             if "<Event>" in msg or "<Event " in msg:
                 return "azure-syslog"
             return "auditd" if auditd.is_audit_message(msg) else None
-        return "json" if rec is not None and jsonfile.sniff_dialect(rec) else None
+        if rec is not None and jsonfile.sniff_dialect(rec):
+            return "json"
+        if starts_json:
+            return None
     return "auditd" if auditd.sniff(text) else None
 
 
@@ -107,7 +113,7 @@ def expand(paths: list[str], workdir: Path) -> Iterator[Input]:
         path = Path(p)
         if path.is_dir():
             for f in sorted(x for x in path.rglob("*") if x.is_file() and not x.name.startswith(".")):
-                yield from _unpack(Input(str(f), f), workdir)
+                yield from _unpack(Input(str(f), f, found=True), workdir)
         elif path.is_file():
             yield from _unpack(Input(str(path), path), workdir)
         elif any(ch in p for ch in "*?["):
@@ -116,7 +122,7 @@ def expand(paths: list[str], workdir: Path) -> Iterator[Input]:
                 raise InputError(f"{p}: no file matches this pattern")
             for m in matches:
                 if Path(m).is_file():
-                    yield from _unpack(Input(m, Path(m)), workdir)
+                    yield from _unpack(Input(m, Path(m), found=True), workdir)
         else:
             raise InputError(f"{p}: no such file or directory")
 
@@ -134,7 +140,7 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
             # a truncated gzip still yields what was decompressed before the damage
             if not dest.exists() or dest.stat().st_size == 0:
                 raise InputError(f"{inp.name}: cannot decompress gzip: {e}") from None
-        yield Input(inp.name.removesuffix(".gz") if inp.name.endswith(".gz") else inp.name, dest)
+        yield Input(inp.name.removesuffix(".gz") if inp.name.endswith(".gz") else inp.name, dest, inp.found)
     elif magic == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(inp.path) as z:
@@ -144,7 +150,7 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
                     dest = workdir / f"{n}-{k}-{Path(member.filename).name}"
                     with z.open(member) as src, open(dest, "wb") as out:
                         shutil.copyfileobj(src, out)
-                    yield from _unpack(Input(f"{inp.name}!{member.filename}", dest), workdir)
+                    yield from _unpack(Input(f"{inp.name}!{member.filename}", dest, inp.found), workdir)
         except zipfile.BadZipFile as e:
             raise InputError(f"{inp.name}: cannot open zip archive: {e}") from None
     else:
@@ -160,12 +166,19 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
             on_file(inp)
         name = fmt if fmt != "auto" else sniff(inp.path)
         if name is None:
-            diag.add(inp.name, "unrecognised format (tried: " + ", ".join(k for k in FORMAT_HELP if k != "auto") + ")")
-            store.begin_file(inp.name, "unrecognised")
+            tried = ", ".join(k for k in FORMAT_HELP if k not in ("auto", "json"))
+            if inp.found:  # a README or licence beside the logs: say so, but it is not a parse error
+                store.begin_file(inp.name, "skipped").notes.append(f"not telemetry in a known format (tried: {tried})")
+            else:
+                diag.add(inp.name, f"unrecognised format (tried: {tried})")
+                store.begin_file(inp.name, "unrecognised")
             continue
+        before = len(store.files)
         try:
             infos.append(READERS[name](store, inp.path, inp.name, diag))
         except (ValueError, OSError) as e:
             diag.add(inp.name, f"cannot read as {name}: {e}")
+            if len(store.files) == before:  # failed before it began: still list the file
+                store.begin_file(inp.name, f"{name} (unreadable)")
     store.finish()
     return infos
