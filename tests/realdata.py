@@ -65,12 +65,13 @@ def chunk_records(path: Path) -> int:
     return last - first + 1
 
 
-def write_multichunk_evtx(dest: Path) -> tuple[Path, list[int]]:
-    """One EVTX file holding the chunks of all real EVTX files, header updated; returns it and records per chunk."""
-    blobs = [p.read_bytes() for p in EVTX_FILES]
+def write_multichunk_evtx(dest: Path, copies: int = 1) -> tuple[Path, list[int]]:
+    """One EVTX file holding the chunks of all real EVTX files (`copies` times over), header updated; returns it
+    and the records per chunk."""
+    blobs = [p.read_bytes() for p in EVTX_FILES] * copies
     head = bytearray(blobs[0][:HEADER])
     struct.pack_into("<QQ", head, 8, 0, len(blobs) - 1)  # first and last chunk number
     struct.pack_into("<H", head, 42, len(blobs))  # chunk count
     struct.pack_into("<I", head, 124, zlib.crc32(bytes(head[:120])))
     dest.write_bytes(bytes(head) + b"".join(b[HEADER:HEADER + CHUNK] for b in blobs))
-    return dest, [chunk_records(p) for p in EVTX_FILES]
+    return dest, [chunk_records(p) for p in EVTX_FILES] * copies
