@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line: no wrapping
 
 FORMAT_CHOICES = ", ".join(sources.FORMAT_HELP)
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"Input format: {FORMAT_CHOICES}.")]

@@ -286,12 +286,6 @@ def sniff_dialect(record: dict) -> str | None:
     return None
 
 
-def _direction_sql() -> str:
-    v = "lower(trim(CAST(initiated AS VARCHAR)))"
-    return (f"CASE WHEN {v} IN ('true', '1', 'egress', 'outbound', '%%14593') THEN 'outbound' "
-            f"WHEN {v} IN ('false', '0', 'ingress', 'inbound', '%%14592') THEN 'inbound' END")
-
-
 def _int(col: str, t: str = "BIGINT") -> str:
     return f"TRY_CAST(NULLIF(NULLIF(trim({col}), ''), '-') AS {t})"
 
@@ -301,21 +295,35 @@ def _text(col: str) -> str:
     return f"NULLIF(NULLIF({col}, '-'), '')"
 
 
-def canonical_select_sql() -> str:
-    """SELECT list turning the raw fields of relation `r` into canonical columns (minus source_*)."""
-    provider = ("CASE WHEN channel ILIKE 'Linux-Sysmon%' THEN 'sysmon-linux' "
-                "WHEN channel ILIKE '%Sysmon%' THEN 'sysmon' "
-                "WHEN channel = 'Security' THEN 'security' ELSE lower(channel) END")
-    eid = _int("eid", "INTEGER")
-    kind = (f"CASE WHEN channel ILIKE '%Sysmon%' THEN (CASE {eid} WHEN 1 THEN 'process_start' WHEN 3 THEN 'network' "
-            f"WHEN 11 THEN 'file_create' WHEN 10 THEN 'process_access' WHEN 22 THEN 'dns' ELSE 'other' END) "
-            f"WHEN channel = 'Security' THEN (CASE {eid} WHEN 4688 THEN 'process_start' WHEN 5156 THEN 'network' "
-            f"ELSE 'other' END) ELSE 'other' END")
-    direction = _direction_sql()
+# Values several canonical columns derive from, computed once per row (DuckDB does not share
+# sub-expressions between select-list items).
+_SHARED = f"""
+    CASE WHEN channel = 'Microsoft-Windows-Sysmon/Operational' THEN 'sysmon'
+         WHEN channel = 'Security' THEN 'security'
+         WHEN channel = 'Linux-Sysmon/Operational' THEN 'sysmon-linux'
+         WHEN channel ILIKE 'Linux-Sysmon%' THEN 'sysmon-linux'
+         WHEN channel ILIKE '%Sysmon%' THEN 'sysmon'
+         ELSE lower(channel) END AS _provider,
+    {_int("eid", "INTEGER")} AS _eid,
+    CASE lower(trim(initiated))
+         WHEN 'true' THEN 'outbound' WHEN '1' THEN 'outbound' WHEN 'egress' THEN 'outbound'
+         WHEN 'outbound' THEN 'outbound' WHEN '%%14593' THEN 'outbound'
+         WHEN 'false' THEN 'inbound' WHEN '0' THEN 'inbound' WHEN 'ingress' THEN 'inbound'
+         WHEN 'inbound' THEN 'inbound' WHEN '%%14592' THEN 'inbound' END AS _direction,
+    {_text("src_ip")} AS _src_ip, {_int("src_port", "INTEGER")} AS _src_port,
+    {_text("dst_ip")} AS _dst_ip, {_int("dst_port", "INTEGER")} AS _dst_port"""
+
+
+def canonical_sql(raw: str) -> str:
+    """SELECT of the canonical columns (minus source_*) from `raw`, a relation of the RAW_FIELDS."""
+    kind = ("CASE WHEN _provider LIKE 'sysmon%' THEN (CASE _eid WHEN 1 THEN 'process_start' WHEN 3 THEN 'network' "
+            "WHEN 11 THEN 'file_create' WHEN 10 THEN 'process_access' WHEN 22 THEN 'dns' ELSE 'other' END) "
+            "WHEN _provider = 'security' THEN (CASE _eid WHEN 4688 THEN 'process_start' WHEN 5156 THEN 'network' "
+            "ELSE 'other' END) ELSE 'other' END")
     # Sysmon's own UtcTime first (one clock for every event), the system time otherwise.
     time = "TRY_CAST(TRY_CAST(coalesce(NULLIF(utc_time, ''), sys_time) AS TIMESTAMPTZ) AS TIMESTAMP)"
-    return ",\n".join([
-        f"{kind} AS kind", f"{provider} AS provider", f"{eid} AS event_id", f"{time} AS time",
+    cols = ",\n".join([
+        f"{kind} AS kind", "_provider AS provider", "_eid AS event_id", f"{time} AS time",
         "lower(NULLIF(host, '')) AS host",
         f"{_text('process_guid')} AS process_guid", f"{_int('pid')} AS pid", f"{_text('image')} AS image",
         f"{_text('command_line')} AS command_line", f"{_text('user')} AS \"user\"",
@@ -323,15 +331,13 @@ def canonical_select_sql() -> str:
         f"{_text('parent_image')} AS parent_image", f"{_text('parent_command_line')} AS parent_command_line",
         f"{_text('hashes')} AS hashes", f"{_text('company')} AS company", f"{_text('product')} AS product",
         f"{_text('original_file_name')} AS original_file_name", f"lower({_text('protocol')}) AS protocol",
-        f"{direction} AS direction",
-        f"{_text('src_ip')} AS src_ip", f"{_int('src_port', 'INTEGER')} AS src_port",
-        f"{_text('dst_ip')} AS dst_ip", f"{_int('dst_port', 'INTEGER')} AS dst_port",
-        f"{_text('dst_hostname')} AS dst_hostname",
-        f"CASE WHEN {direction} = 'inbound' THEN {_text('src_ip')} ELSE {_text('dst_ip')} END AS remote_ip",
-        f"CASE WHEN {direction} = 'inbound' THEN {_int('src_port', 'INTEGER')} "
-        f"ELSE {_int('dst_port', 'INTEGER')} END AS remote_port",
+        "_direction AS direction", "_src_ip AS src_ip", "_src_port AS src_port", "_dst_ip AS dst_ip",
+        "_dst_port AS dst_port", f"{_text('dst_hostname')} AS dst_hostname",
+        "CASE WHEN _direction = 'inbound' THEN _src_ip ELSE _dst_ip END AS remote_ip",
+        "CASE WHEN _direction = 'inbound' THEN _src_port ELSE _dst_port END AS remote_port",
         f"{_text('target_filename')} AS target_filename", f"{_text('target_guid')} AS target_guid",
         f"{_int('target_pid')} AS target_pid", f"{_text('target_image')} AS target_image",
         f"{_text('granted_access')} AS granted_access", f"{_text('query_name')} AS query_name",
         f"{_text('query_results')} AS query_results",
     ])
+    return f"SELECT {cols} FROM (SELECT *, {_SHARED} FROM ({raw}))"

@@ -8,35 +8,53 @@ good ones are loaded with their original positions. Nothing already read is lost
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
 import pyarrow as pa
 
 from stagehunt.diagnostics import Diagnostics
-from stagehunt.sources.dialects import DIALECTS, canonical_select_sql, sniff_dialect
+from stagehunt.sources.dialects import DIALECTS, canonical_sql, sniff_dialect
 
 if TYPE_CHECKING:
     from stagehunt.store import EventStore, FileInfo
 
 CHUNK = 50_000  # records per careful-path batch
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark (PowerShell 5 `Out-File -Encoding utf8` writes one)
 BLOCK = 16 << 20
 # Errors that bad *input* causes; anything else (binder, catalog) is our bug and must surface.
 DATA_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.OutOfRangeException)
 
 
 def first_record(path: Path) -> dict | None:
-    """The first JSON record of a file (line or array element), for sniffing; None if none parses."""
+    """The first JSON record of a file (line or array element), for sniffing; None if none parses.
+
+    With one record per line, the first line that parses as an object: a file whose first line was cut
+    (log rotation, `tail -c`, a partial copy) or damaged is still recognised. A pretty-printed document
+    (first line `{` or `[` alone) is parsed whole, and line by line only if that fails."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    text = head.lstrip(_BOM + b" \t\r\n")
     if text.startswith(b"["):
         text = text[1:].lstrip()
-        # the first element ends at the first "}," or "}]" at depth 0; parse greedily by trying lines
+    pretty = text.split(b"\n", 1)[0].strip() in (b"{", b"[")
+    if not pretty and (rec := _first_object_line(text)) is not None:
+        return rec
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (orjson.JSONDecodeError, OSError):
+        return _first_object_line(text) if pretty else None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return data[0]
+    return data if isinstance(data, dict) else None
+
+
+def _first_object_line(text: bytes) -> dict | None:
     for line in text.splitlines():
         line = line.strip().rstrip(b",")
         if not line:
@@ -44,31 +62,27 @@ def first_record(path: Path) -> dict | None:
         try:
             rec = orjson.loads(line)
         except orjson.JSONDecodeError:
-            break
-        return rec if isinstance(rec, dict) else None
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (orjson.JSONDecodeError, OSError):
-        return None
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        return data[0]
-    return data if isinstance(data, dict) else None
+            continue
+        if isinstance(rec, dict):
+            return rec
+    return None
 
 
 def select_sql(dialect: str) -> str:
     """SELECT of canonical columns from read_json(?) in `dialect` (one parameter: the file path)."""
     d = DIALECTS[dialect]
-    return (f"SELECT {canonical_select_sql()} FROM (SELECT {d.raw_select_sql()} FROM (SELECT *{d.lets_sql()} "
-            f"FROM read_json(?, format='newline_delimited', columns={d.columns_sql()}, "
-            f"maximum_object_size=67108864)))")
+    return canonical_sql(f"SELECT {d.raw_select_sql()} FROM (SELECT *{d.lets_sql()} FROM read_json(?, "
+                         f"format='newline_delimited', columns={d.columns_sql()}, maximum_object_size=67108864))")
 
 
-_NOT_ONE_RECORD_PER_LINE = re.compile(rb"\n[\n\r \t]")
+# A line that does not start with `{`: blank, indented, or no object at all (DuckDB would load a `null`
+# line as an empty event instead of rejecting it). A raw newline cannot occur inside a JSON string.
+_NOT_ONE_RECORD_PER_LINE = re.compile(rb"\n[^{]")
 
 
 def _is_clean_jsonl(path: Path) -> bool:
-    """True when every line is one record (no blank or indented lines), so DuckDB's row order gives
-    line numbers. One regex pass per block: several bytes.find passes cost four times more."""
+    """True when every line starts a record (no blank, indented or non-object lines), so DuckDB's row
+    order gives line numbers. One regex pass per block: several bytes.find passes cost four times more."""
     with open(path, "rb") as f:
         if f.read(1) != b"{":
             return False
@@ -99,41 +113,119 @@ def load_json(store: EventStore, path: Path, name: str, dialect: str | None, dia
     return info
 
 
-def _records(path: Path, name: str, diag: Diagnostics) -> Iterator[tuple[bytes, int | None, int | None]]:
+Triple = tuple[bytes, int | None, int | None]  # (record JSON, line, record number)
+Report = Callable[[str, int | None, int | None], None]  # (message, line, record number)
+
+
+def _records(path: Path, name: str, diag: Diagnostics) -> Iterator[Triple]:
     """(record JSON, line, record index) for each parseable record; bad ones go to diagnostics."""
-    data = path.read_bytes() if path.stat().st_size < (256 << 20) else None
-    if data is None:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    else:
-        head = data[:4096]
-    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith(b"["):
-        try:
-            items = orjson.loads(data if data is not None else path.read_bytes())
-        except orjson.JSONDecodeError as e:
-            diag.add(name, f"not valid JSON: {e}")
-            return
-        for i, item in enumerate(items, 1):
-            if isinstance(item, dict):
-                yield orjson.dumps(item), None, i
-            else:
-                diag.add(name, "array element is not a JSON object", record=i)
+    def report(message: str, line: int | None, record: int | None) -> None:
+        diag.add(name, message, line=line, record=record)
+
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(_BOM + b" \t\r\n")
+    if not head.startswith(b"["):
+        yield from _line_records(path, report)
         return
+    data = path.read_bytes()
+    try:
+        items = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        items = None
+    if isinstance(items, list):
+        yield from _array_items(enumerate(items, 1), report)
+        return
+    # Damaged: a cut or corrupted array, or JSON lines whose first line is no object. Read it both
+    # ways and keep the reading that recovers more records (nothing already read is lost); on a tie,
+    # JSON lines if the first line is a whole JSON value by itself (the one-record-per-line shape).
+    first_line_whole = _parses(data.split(b"\n", 1)[0])
+    readings = []
+    for is_lines, read in ((False, lambda r: _salvage_array(data, r)), (True, lambda r: _line_records(path, r))):
+        problems: list[tuple[str, int | None, int | None]] = []
+        records = list(read(lambda m, ln, rn, p=problems: p.append((m, ln, rn))))
+        readings.append(((len(records), is_lines == first_line_whole), records, problems))
+    _, records, problems = max(readings, key=lambda x: x[0])
+    for p in problems:
+        report(*p)
+    yield from records
+
+
+def _parses(text: bytes) -> bool:
+    try:
+        orjson.loads(text.strip().removeprefix(_BOM))
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _line_records(path: Path, report: Report) -> Iterator[Triple]:
     with open(path, "rb") as f:
         for ln, raw in enumerate(f, 1):
             line = raw.strip()
+            if ln == 1 and line.startswith(_BOM):
+                line = line[len(_BOM):].strip()
             if not line:
                 continue
             try:
                 rec = orjson.loads(line)
             except orjson.JSONDecodeError as e:
-                diag.add(name, f"malformed JSON: {e}", line=ln)
+                report(f"malformed JSON: {e}", ln, None)
                 continue
             if not isinstance(rec, dict):
-                diag.add(name, "not a JSON object", line=ln)
+                report("not a JSON object", ln, None)
                 continue
             yield orjson.dumps(rec), ln, None
+
+
+def _array_items(items: Iterable[tuple[int, Any]], report: Report) -> Iterator[Triple]:
+    for i, item in items:
+        if not isinstance(item, dict):
+            report("array element is not a JSON object", None, i)
+            continue
+        try:
+            yield orjson.dumps(item), None, i
+        except orjson.JSONEncodeError:  # salvaged text with invalid UTF-8 (kept as surrogate escapes)
+            report("array element is not valid UTF-8", None, i)
+
+
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+def _salvage_array(data: bytes, report: Report) -> Iterator[Triple]:
+    """The elements of a damaged JSON array up to the damage, one by one; the damage is reported."""
+    # invalid UTF-8 survives as surrogate escapes; _array_items reports the elements holding any
+    text = data.decode("utf-8", "surrogateescape").lstrip("\ufeff \t\r\n")[1:]  # past the `[`
+    yield from _array_items(_salvaged_elements(text, report), report)
+
+
+def _salvaged_elements(text: str, report: Report) -> Iterator[tuple[int, Any]]:
+    decoder, n, i = json.JSONDecoder(), len(text), 1
+    pos = _WS.match(text).end()
+    if not text.startswith("]", pos):
+        while True:
+            if pos >= n:
+                report(f"JSON array ends before element {i} (file truncated?)", None, i)
+                return
+            try:
+                item, pos = decoder.raw_decode(text, pos)
+            except (json.JSONDecodeError, RecursionError) as e:
+                reason = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+                report(f"not valid JSON from array element {i} on ({reason}); the rest is skipped", None, i)
+                return
+            yield i, item
+            pos = _WS.match(text, pos).end()
+            if not text.startswith(",", pos):
+                break
+            pos = _WS.match(text, pos + 1).end()
+            i += 1
+        if pos >= n:
+            report(f"JSON array ends after element {i} without ']' (file truncated?)", None, None)
+            return
+        if not text.startswith("]", pos):
+            report(f"expected ',' or ']' after array element {i}; the rest is skipped", None, i + 1)
+            return
+    if _WS.match(text, pos + 1).end() < n:
+        report("data after the end of the JSON array is skipped", None, None)
 
 
 def insert_records(store: EventStore, info: FileInfo, records: Iterator[tuple[bytes, int | None, int | None]],

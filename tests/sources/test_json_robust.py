@@ -1,0 +1,372 @@
+"""JSON readers on damaged input: never an exception, every bad line reported where it is, every
+good line loaded with its own line number, nothing already read lost. Then the input plumbing:
+arrays, .gz and .zip containers, directories, globs, standard input and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from stagehunt import sources
+from stagehunt.diagnostics import Diagnostics
+from stagehunt.simulate.ecs import ecs_record
+from stagehunt.simulate.events import SysmonEvent
+from stagehunt.simulate.writers import flat_record, sumo_record
+from stagehunt.store import EventStore
+
+T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _event(marker: int) -> SysmonEvent:
+    """A network event whose pid is `marker` (the line it is written on), so a loaded row names its line."""
+    return SysmonEvent(3, T0, "WS1", {"ProcessGuid": "{0000-1}", "ProcessId": str(marker), "Image": r"C:\a.exe",
+                                      "Protocol": "tcp", "Initiated": "true", "SourceIp": "10.0.0.1",
+                                      "SourcePort": "50000", "DestinationIp": "203.0.113.7",
+                                      "DestinationPort": "443"})
+
+
+RECORDS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "flat": lambda m: flat_record(_event(m), m),
+    "ecs": lambda m: ecs_record(_event(m), m),
+    "sumo-cse": lambda m: sumo_record(_event(m)),
+}
+
+
+def _wrong_types(dialect: str, rec: dict[str, Any], which: int) -> dict[str, Any]:
+    """`rec` with a value of the wrong JSON type where the dialect expects another."""
+    rec = orjson.loads(orjson.dumps(rec))  # deep copy
+    if dialect == "flat":
+        key, value = [("Image", {"nested": [1, 2]}), ("DestinationPort", [443]), ("EventID", {"x": 1}),
+                      ("UtcTime", True)][which % 4]
+        rec[key] = value
+    elif dialect == "ecs":
+        [lambda: rec.update(process="not an object"), lambda: rec.update(user="bob"),
+         lambda: rec["winlog"].update(event_data={"A": {"b": 1}}),
+         lambda: rec.update(destination={"ip": ["203.0.113.7"], "port": "443"})][which % 4]()
+    else:
+        [lambda: rec.update(fields="x"), lambda: rec.update(pid={"a": 1}), lambda: rec.update(dstPort=[1]),
+         lambda: rec.update(metadata_deviceEventId=3)][which % 4]()
+    return rec
+
+
+# A line is drawn as (kind, bytes maker). Kinds: good (a record of the dialect), blank (nothing to
+# read), bad (never a JSON object: must be reported) and odd (a JSON object with wrong types: loaded
+# or reported, but exactly once).
+Line = tuple[str, Callable[[str, int], bytes]]
+_garbage = st.binary(max_size=40).filter(lambda b: b"\n" not in b)
+
+
+def _classify(kind: str, raw: bytes, first: bool = False) -> str:
+    """What a line is, whatever produced it (random bytes may well spell `{}`). A BOM at the start of
+    the file is no part of the first line."""
+    s = raw.strip()
+    if first and s.startswith(b"\xef\xbb\xbf"):
+        s = s[3:].strip()
+    if not s:
+        return "blank"
+    if kind in ("good", "odd"):
+        return kind
+    try:
+        value = orjson.loads(s)
+    except orjson.JSONDecodeError:
+        return "bad"
+    return "odd" if isinstance(value, dict) else "bad"
+
+
+@st.composite
+def line_kinds(draw: st.DrawFn) -> Line:
+    def good(d: str, ln: int) -> bytes:
+        return orjson.dumps(RECORDS[d](ln))
+
+    choice = draw(st.sampled_from(["good", "good", "good", "crlf", "blank", "garbage", "cut", "utf8", "array",
+                                   "scalar", "odd", "two"]))
+    if choice == "good":
+        return "good", good
+    if choice == "crlf":
+        return "good", lambda d, ln: good(d, ln) + b"\r"
+    if choice == "blank":
+        ws = draw(st.sampled_from([b"", b" ", b"\t", b"\r", b"  \t "]))
+        return "blank", lambda d, ln: ws
+    if choice == "garbage":
+        junk = draw(_garbage)
+        return "bad", lambda d, ln: junk
+    if choice == "cut":
+        frac = draw(st.floats(0.01, 0.99))
+        return "bad", lambda d, ln: (lambda g: g[:max(1, int(len(g) * frac))])(good(d, ln))
+    if choice == "utf8":
+        junk = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"]))
+        return "bad", lambda d, ln: good(d, ln).replace(b'"C:', b'"' + junk + b"C:", 1).replace(
+            b'"baseImage":"', b'"baseImage":"' + junk, 1)
+    if choice == "array":
+        return "bad", lambda d, ln: b"[" + good(d, ln) + b"]"
+    if choice == "scalar":
+        value = draw(st.sampled_from([b'"text"', b"123", b"null", b"true", b"[]", b"-1.5e3"]))
+        return "bad", lambda d, ln: value
+    if choice == "two":
+        return "bad", lambda d, ln: good(d, ln) + good(d, ln)  # two objects on one line
+    which = draw(st.integers(0, 3))
+    return "odd", lambda d, ln: orjson.dumps(_wrong_types(d, RECORDS[d](ln), which))
+
+
+def _load(path: Path | str, fmt: str = "auto") -> tuple[list[tuple], Diagnostics, list]:
+    diag = Diagnostics()
+    with EventStore() as store:
+        infos = sources.load(store, list(sources.expand([str(path)], store.tmpdir)), fmt, diag)
+        rows = store.con.execute("SELECT source_file, source_line, source_record, pid, kind FROM events "
+                                 "ORDER BY rowid").fetchall()
+    return rows, diag, infos
+
+
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _check_accounting(kinds: list[str], rows: list[tuple], diag: Diagnostics, name: str) -> None:
+    loaded = [r[1] for r in rows]
+    reported = [p.line for p in diag.problems]
+    assert all(p.file == name for p in diag.problems)
+    assert len(loaded) == len(set(loaded)), "a line was loaded twice"
+    assert len(reported) == len(set(reported)) == diag.total, "a line was reported twice or without its line"
+    assert not set(loaded) & set(reported), "a line was both loaded and reported"
+    for ln, kind in enumerate(kinds, 1):
+        if kind == "good":
+            assert ln in loaded, f"good line {ln} lost"
+        elif kind == "bad":
+            assert ln in reported, f"bad line {ln} not reported"
+        elif kind == "blank":
+            assert ln not in loaded and ln not in reported
+        else:
+            assert ln in loaded or ln in reported, f"line {ln} neither loaded nor reported"
+    for _, ln, record, pid, _ in rows:
+        assert record is None
+        if kinds[ln - 1] == "good":
+            assert pid == ln, "a good line was loaded with the wrong line number"
+
+
+@pytest.mark.parametrize("dialect", sorted(RECORDS))
+@FUZZ
+@given(lines=st.lists(line_kinds(), min_size=1, max_size=15), bom=st.booleans())
+def test_damaged_json_lines_lose_nothing_good_and_report_every_bad_line(dialect: str, lines: list[Line],
+                                                                        bom: bool) -> None:
+    raw = [make(dialect, ln) for ln, (_, make) in enumerate(lines, 1)]
+    kinds = [_classify(kind, r, first=i == 0 and not bom) for i, ((kind, _), r) in enumerate(zip(lines, raw,
+                                                                                                 strict=True))]
+    # a file that starts with `[` is a JSON array (salvaged as one when damaged): tested below
+    assume(not _starts_an_array(raw))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        # a UTF-8 BOM (PowerShell 5 `Out-File -Encoding utf8`) must not cost the first record
+        path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + b"\n".join(raw) + b"\n")
+        rows, diag, _ = _load(path, dialect)
+    _check_accounting(kinds, rows, diag, str(path))
+
+
+_WS = b" \t\r\n\x0b\x0c"
+_BOM = b"\xef\xbb\xbf"
+
+
+def _starts_no_other_format(line: Line) -> bool:
+    """Junk starting like XML, EVTX or a gzip/zip container selects that reader (by design): not under test."""
+    head = line[1]("flat", 1)
+    return not (head.startswith(b"ElfFile\x00") or head.lstrip(_WS).startswith((b"<", b"\x1f\x8b", b"PK\x03\x04")))
+
+
+def _starts_an_array(raw: list[bytes]) -> bool:
+    return b"\n".join(raw).lstrip(_BOM + _WS).lstrip(_WS).startswith(b"[")
+
+
+@FUZZ
+@given(head=st.lists(line_kinds().filter(lambda k: k[0] == "bad").filter(_starts_no_other_format), min_size=1,
+                     max_size=3),
+       n_good=st.integers(1, 5), dialect=st.sampled_from(sorted(RECORDS)))
+def test_a_damaged_first_line_does_not_hide_the_file_from_sniffing(head: list[Line], n_good: int,
+                                                                    dialect: str) -> None:
+    # a log cut at the front (rotation, `tail -c`, a partial copy) starts mid-record
+    lines = [*head, *[("good", lambda d, ln: orjson.dumps(RECORDS[d](ln)))] * n_good]
+    raw = [make(dialect, ln) for ln, (_, make) in enumerate(lines, 1)]
+    kinds = [_classify(kind, r, first=i == 0) for i, ((kind, _), r) in enumerate(zip(lines, raw, strict=True))]
+    assume(not _starts_an_array(raw))  # that is a JSON array, damaged: see the array tests
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_bytes(b"\n".join(raw) + b"\n")
+        rows, diag, infos = _load(path)
+    assert [i.format for i in infos] == [dialect]
+    _check_accounting(kinds, rows, diag, str(path))
+
+
+@FUZZ
+@given(n=st.integers(1, 6), cut=st.floats(0, 1), array=st.booleans())
+def test_a_truncated_file_keeps_every_complete_record_before_the_cut(n: int, cut: float, array: bool) -> None:
+    recs = [orjson.dumps(RECORDS["flat"](i)) for i in range(1, n + 1)]
+    full = (b"[\n" + b",\n".join(recs) + b"\n]\n") if array else b"\n".join(recs) + b"\n"
+    data = full[:int(len(full) * cut)]
+    ends, pos = [], 2 if array else 0  # byte offset where each record ends
+    for r in recs:
+        ends.append(pos + len(r))
+        pos += len(r) + (2 if array else 1)
+    complete = [i for i, end in enumerate(ends, 1) if end <= len(data)]
+    if array:  # damage: a cut element, or an array never closed
+        problems = 0 if not data.strip() or data.rstrip().endswith(b"]") else 1
+    else:  # damage: a last line that is not a whole record
+        problems = 1 if data and not data.endswith(b"\n") and len(data) not in ends else 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.json"
+        path.write_bytes(data)
+        rows, diag, _ = _load(path, "flat")
+    assert [pid for *_, pid, _ in rows] == complete
+    assert diag.total == problems, [str(p) for p in diag.problems]
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.binary(max_size=300), fmt=st.sampled_from(["auto", "json", "flat", "ecs", "sumo-cse"]))
+def test_random_bytes_never_raise(data: bytes, fmt: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "random.bin"
+        path.write_bytes(data)
+        try:
+            rows, diag, _ = _load(path, fmt)
+        except sources.InputError as e:
+            # the one documented refusal: a container that cannot be opened is unreadable input (exit 2)
+            assert data.startswith((b"\x1f\x8b", b"PK\x03\x04")), e
+            return
+    assert all(r[0] == str(path) for r in rows)
+    assert all(p.file == str(path) for p in diag.problems)
+
+
+# -- arrays, containers, directories, globs -------------------------------------------------------
+
+def _jsonl(path: Path, markers: list[int]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(RECORDS["flat"](m)) + b"\n" for m in markers))
+    return path
+
+
+def test_json_array_records_are_numbered_from_one_and_bad_elements_reported(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_bytes(orjson.dumps([RECORDS["flat"](1), "not an object", RECORDS["ecs"](3) | {"EventID": 3},
+                                   RECORDS["flat"](4)], option=orjson.OPT_INDENT_2))
+    rows, diag, infos = _load(path)
+    assert infos[0].format == "flat"
+    assert [(line, record, pid) for _, line, record, pid, _ in rows] == [(None, 1, 1), (None, 3, None), (None, 4, 4)]
+    assert [(p.line, p.record) for p in diag.problems] == [(None, 2)]
+    assert "array element is not a JSON object" in diag.problems[0].message
+
+
+def test_a_truncated_json_array_keeps_the_elements_before_the_damage(tmp_path: Path) -> None:
+    full = orjson.dumps([RECORDS["flat"](i) for i in (1, 2, 3)], option=orjson.OPT_INDENT_2)
+    path = tmp_path / "cut.json"
+    path.write_bytes(full[:full.rfind(b'"ProcessId"')])  # the export stopped inside element 3
+    rows, diag, _ = _load(path, "flat")
+    assert [(record, pid) for _, _, record, pid, _ in rows] == [(1, 1), (2, 2)]
+    assert [p.record for p in diag.problems] == [3]
+
+
+def test_gzip_member_is_named_after_the_archive_without_gz(tmp_path: Path) -> None:
+    path = tmp_path / "sysmon.jsonl.gz"
+    path.write_bytes(gzip.compress(_jsonl(tmp_path / "x", [1, 2]).read_bytes()))
+    rows, diag, infos = _load(path)
+    assert diag.total == 0 and infos[0].format == "flat"
+    assert [(f, line, pid) for f, line, _, pid, _ in rows] == [(str(tmp_path / "sysmon.jsonl"), 1, 1),
+                                                              (str(tmp_path / "sysmon.jsonl"), 2, 2)]
+
+
+def test_zip_members_are_named_archive_bang_member(tmp_path: Path) -> None:
+    path = tmp_path / "logs.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("a.jsonl", _jsonl(tmp_path / "a", [1]).read_bytes())
+        z.writestr("host2/b.jsonl.gz", gzip.compress(_jsonl(tmp_path / "b", [2, 3]).read_bytes()))
+        z.writestr("notes/", b"")
+    rows, diag, _ = _load(path)
+    assert diag.total == 0
+    assert [(f, line, pid) for f, line, _, pid, _ in rows] == [
+        (f"{path}!a.jsonl", 1, 1), (f"{path}!host2/b.jsonl", 1, 2), (f"{path}!host2/b.jsonl", 2, 3)]
+
+
+def test_directories_are_read_recursively_skipping_hidden_files(tmp_path: Path) -> None:
+    _jsonl(tmp_path / "top.jsonl", [1])
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    _jsonl(tmp_path / "deep" / "er" / "low.jsonl", [2])
+    _jsonl(tmp_path / ".hidden.jsonl", [3])
+    rows, diag, _ = _load(tmp_path)
+    assert diag.total == 0
+    assert sorted((Path(f).name, pid) for f, *_, pid, _ in rows) == [("low.jsonl", 2), ("top.jsonl", 1)]
+
+
+def test_globs_expand_including_recursive_double_star(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    _jsonl(tmp_path / "one.jsonl", [1])
+    _jsonl(tmp_path / "a" / "two.jsonl", [2])
+    (tmp_path / "skip.txt").write_text("not a log\n")
+    rows, _, _ = _load(str(tmp_path / "*.jsonl"))
+    assert [pid for *_, pid, _ in rows] == [1]
+    rows, _, _ = _load(str(tmp_path / "**" / "*.jsonl"))
+    assert sorted(pid for *_, pid, _ in rows) == [1, 2]
+    with tempfile.TemporaryDirectory() as tmp, EventStore() as store, pytest.raises(sources.InputError,
+                                                                                    match="no file matches"):
+        list(sources.expand([str(Path(tmp) / "*.nothing")], store.tmpdir))
+
+
+def test_an_unrecognised_file_is_reported_with_the_formats_tried(tmp_path: Path) -> None:
+    path = tmp_path / "README.txt"
+    path.write_text("these are notes, not a log\n")
+    rows, diag, _ = _load(path)
+    assert rows == []
+    [problem] = diag.problems
+    assert problem.file == str(path)
+    assert "unrecognised format" in problem.message
+    for fmt in ("flat", "ecs", "sumo-cse", "evtx", "xml", "syslog"):
+        assert fmt in problem.message
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+def _cli(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "stagehunt.cli", *args], input=stdin, capture_output=True,
+                          timeout=120, check=False, cwd=cwd)
+
+
+def test_stdin_is_read_with_a_dash() -> None:
+    data = b"".join(orjson.dumps(RECORDS["ecs"](m)) + b"\n" for m in (1, 2, 3))
+    res = _cli("inspect", "--json", "-", stdin=data)
+    assert res.returncode == 0, res.stderr.decode()
+    [report] = orjson.loads(res.stdout)["files"]
+    assert (report["file"], report["format"], report["events"]) == ("<stdin>", "ecs", 3)
+    assert report["by_event_id"] == {"sysmon": {"3": 3}}
+
+
+def test_strict_makes_a_bad_line_exit_2_and_names_file_and_line(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "a.jsonl", [1])
+    path.write_bytes(path.read_bytes() + b'{"EventID": 3, "Ima\n' + orjson.dumps(RECORDS["flat"](3)) + b"\n")
+    lenient = _cli("inspect", "--json", "a.jsonl", cwd=tmp_path)
+    assert lenient.returncode == 0
+    [report] = orjson.loads(lenient.stdout)["files"]
+    assert (report["events"], report["error_count"], report["errors"][0]["line"]) == (2, 1, 2)
+    assert "warning: a.jsonl:2: malformed JSON" in lenient.stderr.decode()
+    strict = _cli("inspect", "--json", "--strict", "a.jsonl", cwd=tmp_path)
+    assert strict.returncode == 2
+    assert "warning: a.jsonl:2: malformed JSON" in strict.stderr.decode()
+
+
+def test_a_missing_path_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    res = _cli("inspect", "nope.jsonl", cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.decode().splitlines() == ["stagehunt: error: nope.jsonl: no such file or directory"]
+
+
+def test_a_missing_long_path_is_still_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / ("x" * 70) / "nope.jsonl"
+    res = _cli("inspect", str(missing))
+    assert res.returncode == 2
+    err = res.stderr.decode()
+    assert "Traceback" not in err
+    assert err.splitlines() == [f"stagehunt: error: {missing}: no such file or directory"]
