@@ -17,6 +17,14 @@ def conn_evidence_sql(alias: str = "c") -> str:
             f"'ip': {a}ip, 'port': {a}port, 'protocol': {a}protocol}} ORDER BY {a}time, {a}source_line)")
 
 
+def conn_stats_sql(alias: str = "c") -> str:
+    """Aggregates every connection-based finding reports: addresses, ports, counts, span, evidence."""
+    a = f"{alias}." if alias else ""
+    return (f"count(DISTINCT {a}ip) AS n_ips, list(DISTINCT {a}port ORDER BY {a}port) FILTER ({a}port IS NOT NULL) "
+            f"AS ports, count(*) AS n_conns, min({a}time) AS first_time, max({a}time) AS last_time, "
+            f"{conn_evidence_sql(alias)} AS conns")
+
+
 def bursts_sql(source: str, gkey: str, cfg: Config, having: str = "") -> str:
     """CTEs ending in `found`: per group (`gkey` over the rows of `source`, which has pkey, time, ip,
     port, protocol and source_*) and burst, the connections when at least min_ips distinct addresses
@@ -55,10 +63,7 @@ def bursts_sql(source: str, gkey: str, cfg: Config, having: str = "") -> str:
         ), g AS (  -- only groups that reach enough addresses at all need the window work
             SELECT * FROM g0 WHERE gkey IN (SELECT gkey FROM g0 GROUP BY 1 HAVING count(DISTINCT ip) >= {d.min_ips})
         ), {member.strip()}, found AS (
-            SELECT c.gkey, c.burst, min(c.pkey) AS pkey, count(DISTINCT c.pkey) AS n_processes,
-                   count(DISTINCT c.ip) AS n_ips, list(DISTINCT c.port ORDER BY c.port) FILTER (c.port IS NOT NULL)
-                   AS ports, count(*) AS n_conns, min(c.time) AS first_time, max(c.time) AS last_time,
-                   {conn_evidence_sql()} AS conns
+            SELECT c.gkey, c.burst, min(c.pkey) AS pkey, count(DISTINCT c.pkey) AS n_processes, {conn_stats_sql()}
             FROM member c GROUP BY c.gkey, c.burst HAVING count(DISTINCT c.ip) >= {d.min_ips} {having}
         )"""
 

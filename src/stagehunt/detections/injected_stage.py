@@ -16,7 +16,7 @@ from stagehunt.detections import Detection
 from stagehunt.detections.common import (
     base_name,
     conn_evidence,
-    conn_evidence_sql,
+    conn_stats_sql,
     contacts_text,
     context_reason,
     first_contacts,
@@ -71,10 +71,7 @@ def sql(cfg: Config) -> str:
             SELECT tkey AS pkey, any_value(skey) AS skey, any_value(atime) AS atime,
                    any_value(granted_access) AS granted_access, any_value(s_image) AS s_image,
                    any_value(s_pid) AS s_pid, any_value(a_file) AS a_file, any_value(a_line) AS a_line,
-                   any_value(a_record) AS a_record, any_value(before_ips) AS before_ips,
-                   count(DISTINCT ip) AS n_ips, list(DISTINCT port ORDER BY port) FILTER (port IS NOT NULL) AS ports,
-                   count(*) AS n_conns, min(time) AS first_time, max(time) AS last_time,
-                   {conn_evidence_sql("")} AS conns
+                   any_value(a_record) AS a_record, any_value(before_ips) AS before_ips, {conn_stats_sql("")}
             FROM hits GROUP BY tkey
         )
         SELECT f.*, k.* EXCLUDE (pkey), sp.image AS src_image, sp.command_line AS src_command_line,

@@ -15,7 +15,7 @@ from stagehunt.detections import Detection
 from stagehunt.detections.common import (
     base_name,
     conn_evidence,
-    conn_evidence_sql,
+    conn_stats_sql,
     contacts_text,
     context_reason,
     first_contacts,
@@ -56,9 +56,7 @@ def sql(cfg: Config) -> str:
             SELECT ckey AS pkey, any_value(wkey) AS wkey, any_value(target_filename) AS target_filename,
                    any_value(wtime) AS wtime, any_value(w_image) AS w_image, any_value(w_pid) AS w_pid,
                    any_value(w_file) AS w_file, any_value(w_line) AS w_line, any_value(w_record) AS w_record,
-                   any_value(writer_ips) AS writer_ips, count(DISTINCT ip) AS n_ips,
-                   list(DISTINCT port ORDER BY port) FILTER (port IS NOT NULL) AS ports, count(*) AS n_conns,
-                   min(time) AS first_time, max(time) AS last_time, {conn_evidence_sql("")} AS conns
+                   any_value(writer_ips) AS writer_ips, {conn_stats_sql("")}
             FROM hits GROUP BY ckey
         )
         SELECT f.*, k.* EXCLUDE (pkey), wp.image AS writer_image, wp.command_line AS writer_command_line,
