@@ -4,6 +4,7 @@ a damaged file gets READ-ERROR, and the command's exit code says so."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from stagehunt.config import Config
 from stagehunt.simulate.lab import FORMATS, applicable, write_scenario
-from stagehunt.simulate.scenarios import ATTACKS, FALSE_POSITIVES, SCENARIO_NAMES, build
+from stagehunt.simulate.scenarios import ATTACKS, FALSE_POSITIVES, RANKING, SCENARIO_NAMES, build
 from stagehunt.validate import Report, check, validate
 
 
@@ -31,7 +32,7 @@ def test_every_scenario_passes_in_every_format(report: Report) -> None:
     failing = [(c.scenario, c.format, c.verdict, c.problems) for c in report.cells if c.verdict != "PASS"]
     assert failing == [] and report.ok
     want = {(n, f.name) for n in SCENARIO_NAMES for f in applicable(build(n))}
-    assert {(c.scenario, c.format) for c in report.cells} == want and len(want) == 42
+    assert {(c.scenario, c.format) for c in report.cells} == want and len(want) == 58
     assert not report.count_internal and report.notes == []
 
 
@@ -109,3 +110,90 @@ def test_ipv6_canaries_pass_in_every_format() -> None:
     r = validate(c2=("2a05:d014:a3c::17", "2603:1030:20e:3::23c"), scenarios=list(ATTACKS))
     assert [(c.scenario, c.format, c.problems) for c in r.cells if c.verdict != "PASS"] == []
     assert len(r.cells) == 21 and not r.count_internal  # 4 Windows scenarios x 4 formats, Linux x 5
+
+
+# -- the ranking scenarios (issue 6): honest verdicts when a mechanism is off or cannot work -----------------
+
+def test_what_each_ranking_scenario_is_answered_by(report: Report) -> None:
+    cells = {(c.scenario, c.format): c for c in report.cells if c.scenario in RANKING}
+    assert len(cells) == 16 and all(c.verdict == "PASS" for c in cells.values())
+    for fmt in ("flat", "ecs", "sumo-cse", "xml"):
+        cdn = cells[("cdn-fan-out", fmt)]
+        assert cdn.found == [] and cdn.hidden == ["hidden (infrastructure): multi_stage_c2 aria2c.exe <- "
+                                                  "powershell.exe (high)"]
+        ocsp = cells[("ocsp-beside-stage", fmt)]
+        assert ocsp.found == ["multi_stage_c2 Invoice_2026-0317.exe <- explorer.exe (high)"]
+        assert ocsp.hidden == ["hidden (service context): multi_stage_c2 Scan_0317_A4.exe <- explorer.exe (medium)"]
+        fleet = cells[("fleet-vs-lone", fmt)].found
+        assert len(fleet) == 2 and fleet[1].endswith(" (x50)")  # the lone one first, the fleet's fifty as one line
+        agents = cells[("unknown-vendor-agents", fmt)]
+        assert all(f.endswith(" low)") for f in agents.found) and len(agents.found) == 2
+        assert agents.hidden == ["hidden (infrastructure): multi_stage_c2 warp-svc.exe <- services.exe (score 30 low)"]
+
+
+def test_without_suppression_the_hidden_fan_out_is_a_false_positive() -> None:
+    r = validate(Config().with_overrides(scoring={"suppress": False}), formats=["flat"],
+                 scenarios=["cdn-fan-out", "ocsp-beside-stage", "unknown-vendor-agents"])
+    verdicts = {c.scenario: (c.verdict, c.problems) for c in r.cells}
+    assert verdicts["cdn-fan-out"] == ("FALSE-POSITIVE", [
+        "false positive: multi_stage_c2 aria2c.exe <- powershell.exe (high) (should be hidden by infrastructure)"])
+    assert verdicts["ocsp-beside-stage"] == ("FALSE-POSITIVE", [
+        "false positive: multi_stage_c2 Scan_0317_A4.exe <- explorer.exe (medium) (should be hidden by service "
+        "context)"])
+    assert verdicts["unknown-vendor-agents"][0] == "FALSE-POSITIVE"
+    assert "warp-svc.exe <- services.exe (high) (should be hidden by infrastructure)" in \
+        verdicts["unknown-vendor-agents"][1][0]
+
+
+def test_an_excluded_process_proves_nothing_about_the_mechanism() -> None:
+    """A scenario hidden by an exclusion instead of its mechanism is a MISS, not a pass."""
+    r = validate(Config().with_overrides(exclusions={"images": ["aria2c.exe", "warp-svc.exe"]}), formats=["xml"],
+                 scenarios=["cdn-fan-out", "unknown-vendor-agents"])
+    for cell in r.cells:
+        assert cell.verdict == "MISS"
+        assert any("no finding about it at all (excluded before ranking?" in p for p in cell.problems), cell.problems
+
+
+def test_an_agent_ranked_above_low_is_a_false_positive() -> None:
+    r = validate(Config().with_overrides(scoring={"installed_software": 0}), formats=["ecs"],
+                 scenarios=["unknown-vendor-agents"])
+    [cell] = r.cells
+    assert cell.verdict == "FALSE-POSITIVE"
+    assert cell.problems == ["false positive: multi_stage_c2 Appveyor.BuildAgent.Service.exe <- services.exe "
+                             "(score 50 medium), above low",
+                             "false positive: multi_stage_c2 amagent.exe <- services.exe (score 50 medium), above low"]
+
+
+def test_without_prevalence_or_with_the_order_reversed_the_fleet_scenario_misses() -> None:
+    blind = validate(Config().with_overrides(scoring={"fleet_min_hosts": 100}), formats=["sumo-cse"],
+                     scenarios=["fleet-vs-lone"])
+    [cell] = blind.cells
+    assert cell.verdict == "MISS" and cell.problems[0].startswith("missing multi_stage_c2 slack.exe <- explorer.exe "
+                                                                  "(reason containing 'rare: only this host')")
+    assert any(p.startswith("missing reason 'common across the fleet' on 50 of 50 x slack.exe") for p in cell.problems)
+    # prevalence still says rare and common, but direct-to-IP now weighs the lone one below the fleet
+    reversed_ = validate(Config().with_overrides(scoring={"direct_to_ip": -40}), formats=["flat"],
+                         scenarios=["fleet-vs-lone"])
+    [cell] = reversed_.cells
+    assert cell.verdict == "MISS" and len(cell.problems) == 1
+    assert cell.problems[0].startswith("missing rank: 1 x slack.exe to 35.180.15.222, 20.106.54.31 must score above "
+                                       "50 x slack.exe to 52.7.200.14, 108.138.85.36, but multi_stage_c2 slack.exe")
+
+
+@pytest.mark.parametrize("fmt", ["flat", "ecs", "sumo-cse", "xml"])
+def test_the_names_come_from_each_formats_dns_events(tmp_path: Path, fmt: str) -> None:
+    """Drop the DNS events (Sysmon event 22) and the same scenarios fail: in every format, the names that
+    make one infrastructure and the 'every address named' reason come from those events."""
+    for name in ("cdn-fan-out", "unknown-vendor-agents"):
+        sc = build(name)
+        blind = dataclasses.replace(sc, events=tuple(e for e in sc.events if e.eid != 22))
+        for scenario, folder, verdict in ((sc, "with-dns", "PASS"), (blind, "without-dns", "FALSE-POSITIVE")):
+            write_scenario(tmp_path / folder, scenario, [fmt])
+            cell = check(scenario, fmt, tmp_path / folder / name / FORMATS[fmt].file_name, Config())
+            assert cell.verdict == verdict, (name, folder, cell.problems)
+
+
+def test_cli_table_for_the_fleet() -> None:
+    out = cli("-s", "fleet-vs-lone", "-f", "xml")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(x50)" in out.stdout and "outranks" in out.stdout and "1 checks: 1 PASS" in out.stdout

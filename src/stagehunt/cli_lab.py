@@ -138,10 +138,12 @@ def validate(
 
 # One line per paragraph: Typer keeps a docstring's line breaks, so wrapped source lines would print wrapped.
 simulate.__doc__ = "\n\n".join((
-    "Write the telemetry of the seed's test scenarios and false positives, with the expected outcome.",
+    "Write the telemetry of the seed's test scenarios and false positives, and of the ranking scenarios, with "
+    "the expected outcome.",
     "Each scenario goes to DIR/<scenario>/<format>.<ext> in every requested format that exists for its "
     "platform, with DIR/<scenario>/expected.json: what it simulates and which detections must fire, naming "
-    "which processes (or \"no finding\" for a false-positive scenario).",
+    "which processes (or \"no finding\" for a false-positive scenario), and for the ranking scenarios what a "
+    "mechanism must hide, the highest severity allowed and which findings must outrank which.",
     "Deterministic (same arguments, same bytes) and offline: it only writes files, it never opens a connection.",
     "Hunt one format at a time, e.g. stagehunt hunt 'DIR/*/flat.jsonl': every scenario folder holds the same "
     "events in each format.",
@@ -178,7 +180,8 @@ def print_report(report: Report) -> None:
             table.add_section()
         previous = cell.scenario
         expected = "\n".join(cell.expected) or "no finding"
-        found = "\n".join(cell.found) or "-"
+        # what a mechanism hid is part of the outcome: "hidden (infrastructure): multi_stage_c2 aria2c.exe ..."
+        found = "\n".join([*cell.found, *cell.hidden]) or "-"
         style = "green" if cell.verdict == "PASS" else "bold red"
         # scenario names and expectations are ours; `found` holds image names from the logs
         table.add_row(Text(cell.scenario if first else ""), Text(cell.format),

@@ -11,16 +11,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stagehunt import hunt
+from stagehunt import hunt, hunt_detailed
+from stagehunt.api import HuntResult
 from stagehunt.config import Config, ConfigError, load_config
 from stagehunt.exclusions import ImageMatcher
 from stagehunt.profiles import PROFILE_NAMES, PROFILES, profile_images
+from stagehunt.simulate import ranking
 from stagehunt.simulate.auditd_writer import sockaddr, untrusted
 from stagehunt.simulate.lab import FORMATS, applicable, write_scenario
 from stagehunt.simulate.scenarios import (
     ATTACKS,
     DEFAULT_C2,
     FALSE_POSITIVES,
+    RANKING,
     SCENARIO_NAMES,
     C2Error,
     build,
@@ -71,7 +74,7 @@ def test_simulate_is_deterministic_and_offline(lab: Path, tmp_path: Path) -> Non
     again = simulate_cli("-o", str(tmp_path))
     assert again.returncode == 0, again.stderr
     first, second = tree(lab), tree(tmp_path)
-    assert first == second and len(first) == 52
+    assert first == second and len(first) == 72  # 58 telemetry files, 14 expected.json
 
 
 def test_expected_json(lab: Path) -> None:
@@ -99,7 +102,7 @@ def test_each_format_is_sniffed_as_itself(lab: Path) -> None:
                             capture_output=True, text=True, timeout=300)
     reports = {Path(r["file"]).relative_to(lab).as_posix(): r for r in orjson.loads(result.stdout)["files"]}
     telemetry = {k: r for k, r in reports.items() if not k.endswith("expected.json")}
-    assert len(telemetry) == 42
+    assert len(telemetry) == 58
     for key, r in telemetry.items():
         scenario, file_name = key.split("/")
         fmt = file_name.split(".")[0]
@@ -235,3 +238,119 @@ def test_config_show_lists_profiles() -> None:
                             text=True, timeout=120)
     assert 'profiles = ["config-management", "download-managers", "vpn-clients", "ci-agents"]' in result.stdout
     assert "# profile vpn-clients (" in result.stdout and "PanGPS.exe" in result.stdout
+
+
+# -- ranking scenarios (issue 6): each mechanism, in every format ---------------------------------------------
+
+WINDOWS = [f.name for f in applicable(build("cdn-fan-out"))]
+
+
+@pytest.fixture(scope="module")
+def ranking_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ranking")
+    for name in RANKING:
+        write_scenario(out, build(name))
+    return out
+
+
+def _hunt(lab: Path, name: str, fmt: str, cfg: Config | None = None) -> HuntResult:
+    result = hunt_detailed([lab / name / FORMATS[fmt].file_name], cfg)
+    assert [f.format for f in result.files] == [fmt] and result.diagnostics.total == 0
+    return result
+
+
+def test_ranking_scenarios_are_windows_with_dns_names() -> None:
+    """Names come from DNS events, which Sysmon for Linux does not log: every ranking scenario is a Windows
+    one, in the four Windows formats, and its DNS events carry the names and answers."""
+    assert WINDOWS == ["flat", "ecs", "sumo-cse", "xml"]
+    for name in RANKING:
+        sc = build(name)
+        assert sc.platform == "windows" and [f.name for f in applicable(sc)] == WINDOWS
+        dns = [e for e in sc.events if e.eid == 22]
+        assert dns and all(e.data["QueryName"] and "::ffff:" in e.data["QueryResults"] for e in dns)
+
+
+@pytest.mark.parametrize("fmt", WINDOWS)
+def test_cdn_fan_out_is_one_named_infrastructure(ranking_lab: Path, fmt: str) -> None:
+    result = _hunt(ranking_lab, "cdn-fan-out", fmt)
+    assert result.findings == []
+    [f] = result.hidden
+    edges = {*ranking.CDN_EDGES[0], *ranking.CDN_EDGES[1][:2]}
+    # every answer of both lookups is named (not only the first: Sumo's dns_replyIp holds one), CNAMEs are not
+    assert set(f.ip_list) == edges and len(f.infrastructures) == 1
+    assert f.infrastructures[0]["names"] == [ranking.CDN_NAME] and set(f.infrastructures[0]["ips"]) == edges
+    assert f.suppressed_by == [f"infrastructure: 6 addresses are one infrastructure, jetbrains.com "
+                               f"({ranking.CDN_NAME}, 6 addresses)"]
+
+
+@pytest.mark.parametrize("fmt", WINDOWS)
+def test_ocsp_beside_two_stages_is_found_and_beside_one_is_not(ranking_lab: Path, fmt: str) -> None:
+    result = _hunt(ranking_lab, "ocsp-beside-stage", fmt)
+    a, b = DEFAULT_C2
+    [f] = result.findings
+    assert f.image.endswith("Invoice_2026-0317.exe") and set(f.ip_list) == {a, b, ranking.OCSP_IP}
+    assert {"weight": 0, "reason": f"service traffic not counted: {ranking.OCSP_IP} is certificate revocation "
+            f"({ranking.OCSP_NAME})"} in f.score_breakdown
+    assert f.unique_infrastructures == 2 and f.severity != "low"
+    [single] = result.hidden  # the other host's lure: OCSP and one stage
+    assert single.image.endswith("Scan_0317_A4.exe") and set(single.ip_list) == {a, ranking.OCSP_IP}
+    assert single.suppressed_by == ["service context: without service traffic only 1 counted address(es) remain"]
+
+
+@pytest.mark.parametrize("fmt", WINDOWS)
+def test_lone_behaviour_outranks_the_fleet(ranking_lab: Path, fmt: str) -> None:
+    result = _hunt(ranking_lab, "fleet-vs-lone", fmt)
+    assert result.hidden == [] and all(f.image == ranking.SLACK for f in result.findings)
+    lone = [f for f in result.findings if set(DEFAULT_C2) <= set(f.ip_list)]
+    fleet = [f for f in result.findings if f not in lone]
+    assert len(lone) == 1 and len(fleet) == ranking.FLEET == len({f.host for f in fleet})
+    assert lone[0].host == "wks-2017.acme.local" and result.findings[0] is lone[0]  # sorted: it comes first
+    assert all(lone[0].score > f.score for f in fleet)  # type: ignore[operator]
+    common = f"common across the fleet: slack.exe reached the same infrastructure on {ranking.FLEET} of"
+    assert all(any(b["reason"].startswith(common) and b["weight"] < 0 for b in f.score_breakdown) for f in fleet)
+    assert any(b["reason"].startswith("rare: only this host (wks-2017.acme.local)") for b in lone[0].score_breakdown)
+
+
+AGENTS = (ranking.AUTOMOX, ranking.WARP, ranking.APPVEYOR)
+# what may pull an unknown vendor's agent down: mechanisms, never a name
+MECHANISM_REASONS = ("installed software with consistent metadata", "every counted address was looked up by name",
+                     "common across the fleet")
+
+
+def test_no_profile_or_default_names_the_unknown_vendors() -> None:
+    matcher = ImageMatcher(Config().exclusions.all_images())
+    assert [a for a in AGENTS if matcher.match(a) is not None] == []
+
+
+@pytest.mark.parametrize("fmt", WINDOWS)
+def test_unknown_vendor_agents_are_quiet_by_mechanism(ranking_lab: Path, fmt: str) -> None:
+    result = _hunt(ranking_lab, "unknown-vendor-agents", fmt)
+    everything = result.findings + result.hidden
+    assert sorted(f.image for f in everything) == sorted(AGENTS)  # each was found: nothing excluded it
+    for f in result.findings:
+        lowering = [b["reason"] for b in f.score_breakdown if b["weight"] < 0]
+        assert f.severity == "low" and lowering, f.reasons
+        assert all(r.startswith(MECHANISM_REASONS) for r in lowering), lowering
+    [warp] = result.hidden
+    assert warp.image == ranking.WARP
+    assert warp.suppressed_by[0].startswith("infrastructure: 3 addresses are one infrastructure, cloudflareclient.com")
+    # without any profile or default exclusion: the very same findings, scores and suppressions
+    bare = _hunt(ranking_lab, "unknown-vendor-agents", fmt,
+                 Config().with_overrides(exclusions={"profiles": [], "use_defaults": False}))
+    assert [(f.image, f.score, f.suppressed_by) for f in bare.findings + bare.hidden] == \
+        [(f.image, f.score, f.suppressed_by) for f in everything]
+
+
+def test_ranking_expected_json(lab: Path) -> None:
+    cdn = orjson.loads((lab / "cdn-fan-out" / "expected.json").read_bytes())["expected"]
+    assert cdn["outcome"] == "no finding" and cdn["hidden"] == [
+        {"image": r"C:\Users\k.ito\scoop\apps\aria2\current\aria2c.exe", "suppressed_by": "infrastructure: ..."}]
+    fleet = orjson.loads((lab / "fleet-vs-lone" / "expected.json").read_bytes())
+    assert fleet["c2"] == list(DEFAULT_C2) and len(fleet["hosts"]) == ranking.FLEET
+    [rank] = fleet["expected"]["outranks"]
+    assert rank["above"] == {"image": ranking.SLACK, "reaches": list(DEFAULT_C2), "count": 1,
+                             "reason_contains": "rare: only this host"}
+    assert rank["below"]["count"] == ranking.FLEET
+    agents = orjson.loads((lab / "unknown-vendor-agents" / "expected.json").read_bytes())["expected"]
+    assert agents["outcome"] == "findings" and agents["max_severity"] == "low"
+    assert [f["image"] for f in agents["findings"]] == [ranking.AUTOMOX, ranking.APPVEYOR]

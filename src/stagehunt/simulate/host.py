@@ -33,6 +33,13 @@ PE_INFO: dict[str, tuple[str, str, str, str, str]] = {
     "pangps.exe": ("6.2.1-76", "PanGPS", "GlobalProtect", "Palo Alto Networks", "PanGPS.exe"),
     "runner.listener.exe": ("2.314.1.0", "Runner.Listener", "Runner.Listener", "GitHub", "Runner.Listener.dll"),
     "runner.worker.exe": ("2.314.1.0", "Runner.Worker", "Runner.Worker", "GitHub", "Runner.Worker.dll"),
+    # the ranking scenarios' software (ranking.py): vendors no profile names, with their own version resources
+    "slack.exe": ("4.36.140", "Slack", "Slack", "Slack Technologies Inc.", "slack.exe"),
+    "amagent.exe": ("1.42.22", "Automox Agent", "Automox Agent", "Automox, Inc.", "amagent.exe"),
+    "warp-svc.exe": ("2024.3.409.0", "Cloudflare WARP service", "Cloudflare WARP", "Cloudflare, Inc.",
+                     "warp-svc.exe"),
+    "appveyor.buildagent.service.exe": ("7.0.3362", "AppVeyor Build Agent Service", "AppVeyor Build Agent",
+                                        "Appveyor Systems Inc.", "Appveyor.BuildAgent.Service.exe"),
 }
 _NONE = ("-", "-", "-", "-", "-")
 WELL_KNOWN_PORTS = {53: "domain", 80: "http", 443: "https"}
@@ -168,9 +175,11 @@ class Machine:
             "GrantedAccess": access, "CallTrace": call_trace, "SourceUser": source.user, "TargetUser": target.user,
         })
 
-    def resolve(self, t: datetime, proc: Proc, name: str, answers: list[str]) -> None:
-        """Sysmon event 22: `proc` resolves `name` to `answers` (IPv4 answers as Sysmon writes them)."""
-        results = "".join(f"::ffff:{a};" if ipaddress.ip_address(a).version == 4 else f"{a};" for a in answers)
+    def resolve(self, t: datetime, proc: Proc, name: str, answers: list[str], cnames: tuple[str, ...] = ()) -> None:
+        """Sysmon event 22: `proc` resolves `name` to `answers` (IPv4 answers as Sysmon writes them), through
+        the CNAME chain `cnames` when given (Sysmon lists each alias first, as `type:  5 <alias>;`)."""
+        results = "".join(f"type:  5 {c};" for c in cnames)
+        results += "".join(f"::ffff:{a};" if ipaddress.ip_address(a).version == 4 else f"{a};" for a in answers)
         self._log(22, t, {"ProcessGuid": proc.guid, "ProcessId": str(proc.pid), "QueryName": name,
                           "QueryStatus": "0", "QueryResults": results, "Image": proc.image, "User": proc.user})
 

@@ -1,8 +1,12 @@
-"""A scenario: Sysmon events on one host, and what a hunt over them must (or must not) report.
+"""A scenario: Sysmon events on one host (or a fleet), and what a hunt over them must (or must not) report.
 
 Expected outcomes: an attack scenario must produce each `Expected` finding (detection type, and the
 processes it names); a finding naming a process outside the attack is a false positive. A
 false-positive scenario must produce no finding at all, and names what keeps it quiet.
+
+The ranking scenarios (issue 6) also say *how* a finding is ranked, in three more kinds of outcome:
+`Hidden` (found, then hidden by a named ranking mechanism), `max_severity` (no visible finding above a
+band) and `Outranks` (every finding of one group scores above every finding of another).
 """
 
 from __future__ import annotations
@@ -45,6 +49,56 @@ class Expected:
         return d
 
 
+SEVERITIES = ("low", "medium", "high")  # scoring.band's bands, lowest first
+
+
+@dataclass(frozen=True)
+class Hidden:
+    """A finding about `image` that the hunt must make and then hide by a ranking mechanism: one of its
+    `suppressed_by` entries starts with `mechanism` ("infrastructure", "service context"). The finding must
+    exist: had an exclusion removed the process, nothing would show that the mechanism works."""
+
+    image: str
+    mechanism: str
+
+    def matches(self, f: Finding) -> bool:
+        return f.image == self.image and any(s.startswith(f"{self.mechanism}:") for s in f.suppressed_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "suppressed_by": f"{self.mechanism}: ..."}
+
+
+@dataclass(frozen=True)
+class Group:
+    """The visible findings about `image` that reached every address in `reaches`: exactly `count` of them,
+    each with a reason containing `reason` when given."""
+
+    image: str
+    reaches: tuple[str, ...]
+    count: int
+    reason: str | None = None
+
+    def select(self, findings: list[Finding]) -> list[Finding]:
+        return [f for f in findings if f.image == self.image and set(self.reaches) <= set(f.ip_list)]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"image": self.image, "reaches": list(self.reaches), "count": self.count}
+        if self.reason:
+            d["reason_contains"] = self.reason
+        return d
+
+
+@dataclass(frozen=True)
+class Outranks:
+    """Every finding of `above` scores strictly more than every finding of `below`."""
+
+    above: Group
+    below: Group
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"above": self.above.to_dict(), "below": self.below.to_dict()}
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -58,6 +112,13 @@ class Scenario:
     attack_images: tuple[str, ...] = ()  # processes of the attack; a finding naming another is a false positive
     silenced_by: str | None = None  # false positives: the exclusion that keeps the scenario quiet
     c2: tuple[str, ...] = ()
+    hidden: tuple[Hidden, ...] = ()  # findings that must be made and hidden by a ranking mechanism
+    max_severity: str | None = None  # no visible finding may be ranked above this band (SEVERITIES)
+    ranks: tuple[Outranks, ...] = ()  # score orderings between groups of visible findings
+
+    def __post_init__(self) -> None:
+        if self.max_severity is not None and self.max_severity not in SEVERITIES:
+            raise ValueError(f"max_severity {self.max_severity!r}: one of {', '.join(SEVERITIES)}")
 
     @property
     def attack(self) -> bool:
@@ -72,13 +133,24 @@ class Scenario:
             d["c2"] = list(self.c2)
             d["expected"] = {"outcome": "findings", "findings": [e.to_dict() for e in self.expected],
                              "attack_processes": list(self.attack_images)}
+        elif self.expected:  # benign software that is reported, ranked low by the mechanisms below
+            d["expected"] = {"outcome": "findings", "findings": [e.to_dict() for e in self.expected],
+                             "silenced_by": self.silenced_by}
         else:
             d["expected"] = {"outcome": "no finding", "silenced_by": self.silenced_by}
+        # the ranking outcomes, only where a scenario has them (the seed's expected.json stay as they were)
+        if self.hidden:
+            d["expected"]["hidden"] = [h.to_dict() for h in self.hidden]
+        if self.max_severity:
+            d["expected"]["max_severity"] = self.max_severity
+        if self.ranks:
+            d["expected"]["outranks"] = [r.to_dict() for r in self.ranks]
         return d
 
 
-def events_of(m: Machine) -> tuple[SysmonEvent, ...]:
-    return tuple(sorted(m.events, key=lambda e: e.utc))  # stable: same-time events keep their order
+def events_of(*machines: Machine) -> tuple[SysmonEvent, ...]:
+    """The machines' events in time order (stable: same-time events keep their order, machine by machine)."""
+    return tuple(sorted((e for m in machines for e in m.events), key=lambda e: e.utc))
 
 
 def desktop(m: Machine, user: str, t: datetime, pid: int) -> Proc:

@@ -1,4 +1,5 @@
-"""Every scenario by name: the seed's five tests and its false positives, and the C2 addresses they use.
+"""Every scenario by name: the seed's five tests and its false positives, the ranking scenarios of issue 6,
+and the C2 addresses they use.
 
 Attack scenarios reach two C2 addresses, A (first stage) and B (second stage): by default real
 public addresses in large cloud ranges (the documentation ranges are not global and loopback is
@@ -13,10 +14,10 @@ from collections.abc import Callable, Iterable
 
 from stagehunt import scope
 from stagehunt.config import ScopeConfig
-from stagehunt.simulate import attacks, false_positives
+from stagehunt.simulate import attacks, false_positives, ranking
 from stagehunt.simulate.model import Expected, Scenario
 
-__all__ = ["ATTACKS", "DEFAULT_C2", "FALSE_POSITIVES", "SCENARIO_NAMES", "Expected", "Scenario", "build",
+__all__ = ["ATTACKS", "DEFAULT_C2", "FALSE_POSITIVES", "RANKING", "SCENARIO_NAMES", "Expected", "Scenario", "build",
            "build_all", "needs_count_internal", "parse_c2"]
 
 # Arbitrary addresses in AWS (eu-west-3) and Azure ranges: global unicast, owned by large clouds.
@@ -36,7 +37,15 @@ FALSE_POSITIVES: dict[str, Callable[[], Scenario]] = {
     "fp-ci-agent": false_positives.ci_agent,
     "fp-browsers": false_positives.browsers,
 }
-SCENARIO_NAMES: tuple[str, ...] = (*ATTACKS, *FALSE_POSITIVES)
+# Issue 6: how findings are ranked, by mechanism, on software no profile names. Kept apart from the seed's
+# lists (their tests hold for exactly those); the benign ones take A and B too and ignore them.
+RANKING: dict[str, Callable[[str, str], Scenario]] = {
+    "cdn-fan-out": ranking.cdn_fan_out,
+    "ocsp-beside-stage": ranking.ocsp_beside_stage,
+    "fleet-vs-lone": ranking.fleet_vs_lone,
+    "unknown-vendor-agents": ranking.unknown_vendor_agents,
+}
+SCENARIO_NAMES: tuple[str, ...] = (*ATTACKS, *FALSE_POSITIVES, *RANKING)
 
 
 class C2Error(ValueError):
@@ -73,6 +82,8 @@ def build(name: str, c2: tuple[str, str] = DEFAULT_C2) -> Scenario:
     """One scenario's events and expected outcome. Raises KeyError for an unknown name."""
     if name in ATTACKS:
         return ATTACKS[name](*c2)
+    if name in RANKING:
+        return RANKING[name](*c2)
     return FALSE_POSITIVES[name]()
 
 
