@@ -112,9 +112,9 @@ def test_same_behaviour_on_fifty_hosts_ranks_below_one_host(tmp_path):
      "Acme Corp"),
     (r"C:\Program Files\ZetaVPN\zvpn.exe",
      {"auth.zetavpn-example.net": "20.40.1.1", "gw7.zetavpn-example.net": "20.40.9.9"}, "Zeta Networks"),
-    ("/opt/ci-runner/bin/runner",
+    (r"C:\Program Files\Quill CI\quill-agent.exe",
      {"tests.ci-example.org": "20.70.1.1", "artifacts.ci-example.io": "20.70.2.2", "cache.ci-example.dev": "20.70.3.3"},
-     None),
+     "Quill Software"),
 ])
 def test_unknown_vendor_agents_rank_low_by_mechanism(tmp_path, image, names, company):
     g = guid()

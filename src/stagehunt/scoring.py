@@ -26,7 +26,10 @@ from stagehunt import scope
 from stagehunt.config import Config, ScoringConfig
 from stagehunt.findings import Finding
 
-REVOCATION = re.compile(r"(^|\.)(ocsp[a-z0-9-]*|crls?[0-9]*|ctldl|cacerts?|pki)\.", re.I)
+# Certificate revocation and trust-list endpoints, by the names CAs give them (any label with "ocsp",
+# crl/crl3/crls, ctldl, cacerts, pki; Let's Encrypt's OCSP lives under o.lencr.org).
+REVOCATION = re.compile(r"(^|\.)([a-z0-9-]*ocsp[a-z0-9-]*|crls?[0-9]*|ctldl|cacerts?|pki)\.|(^|\.)o\.lencr\.org$",
+                        re.I)
 INTERPRETERS = frozenset({
     "powershell.exe", "pwsh.exe", "pwsh", "cmd.exe", "wscript.exe", "cscript.exe", "mshta.exe", "rundll32.exe",
     "regsvr32.exe", "certutil.exe", "bitsadmin.exe", "msbuild.exe", "installutil.exe", "regasm.exe", "regsvcs.exe",
@@ -43,7 +46,7 @@ INITIAL_ACCESS_HOSTS = frozenset({
 USER_WRITABLE = re.compile(r"(\\users\\public\\|\\appdata\\|\\temp\\|\\tmp\\|\\downloads\\|^[a-z]:\\programdata\\"
                            r"|^/tmp/|^/var/tmp/|^/dev/shm/|^/home/[^/]+/)", re.I)
 INSTALLED = re.compile(r"(^[a-z]:\\windows\\(system32|syswow64)\\|^[a-z]:\\program files( \(x86\))?\\"
-                       r"|^\\device\\harddiskvolume\d+\\(windows|program files)|^/usr/|^/bin/|^/sbin/|^/opt/)", re.I)
+                       r"|^\\device\\harddiskvolume\d+\\(windows|program files)|^/usr/|^/bin/|^/sbin/)", re.I)
 STAGED = ("multi_stage_c2", "sibling_chain")  # findings about several addresses of one group, not a handoff
 SERVICE_PORTS = {53: "DNS", 853: "DNS over TLS", 123: "time sync (NTP)"}
 # Windows domain and LAN services: only counted at all when internal destinations are (lab mode).
@@ -54,6 +57,11 @@ LAN_SERVICE_PORTS = {88: "Kerberos", 135: "RPC", 137: "NetBIOS", 138: "NetBIOS",
 
 def band(score: int) -> str:
     return "high" if score >= 70 else "medium" if score >= 40 else "low"
+
+
+def _stem(name: str) -> str:
+    n = _name(name).removesuffix(".mui")
+    return n.rsplit(".", 1)[0] if n.endswith((".exe", ".dll", ".com", ".scr")) else n
 
 
 def _name(path: str | None) -> str:
@@ -230,7 +238,8 @@ def _process_context(f: Finding, sc: ScoringConfig, ctx: Context) -> list[tuple[
         out.append((sc.script_interpreter, f"{name} is a script interpreter or dual-use binary"))
     if USER_WRITABLE.search(image):
         out.append((sc.user_writable, f"runs from a user-writable folder: {image}"))
-    renamed = bool(ofn) and _name(ofn) not in (name, name.removesuffix(".mui")) and ofn != "-"
+    # .NET apphosts keep the assembly's name: OriginalFileName Runner.Worker.dll for Runner.Worker.exe
+    renamed = bool(ofn) and ofn != "-" and _stem(ofn) != _stem(name)
     if renamed:
         out.append((sc.renamed_binary, f"renamed binary: OriginalFileName {ofn} runs as {name}"))
     lineage = _ancestors(ctx, parent_key)
@@ -239,7 +248,7 @@ def _process_context(f: Finding, sc: ScoringConfig, ctx: Context) -> list[tuple[
         out.append((sc.office_or_script_lineage, f"descends from {' <- '.join(hits)} (Office, script host or "
                     "browser: where initial access lands)"))
     if INSTALLED.search(image) and not interpreter and not renamed and not hits:
-        if known and (company or image.startswith("/")):
+        if known and company:  # Linux logs no PE metadata: a package path alone is "unverified"
             folder = image.rsplit("\\", 1)[0] if "\\" in image else image.rsplit("/", 1)[0]
             out.append((sc.installed_software, f"installed software with consistent metadata "
                         f"({company or 'packaged'}) in {folder}"))
