@@ -135,3 +135,19 @@ def test_weights_come_from_the_config():
     lighter = hunt([ART], Config().with_overrides(scoring={"script_interpreter": 0}))[0]
     assert lighter.score == base.score - 20 and lighter.severity == band(lighter.score)
     assert hunt([ART], Config().with_overrides(scoring={"min_score": base.score + 1})) == []
+
+
+def test_a_baseline_remembers_what_was_normal_before(tmp_path):
+    """Run 1 sees sync.exe reach two services on 50 hosts; run 2 sees it on one host only. With the baseline
+    file, run 2 knows the behaviour is fleet-wide; without it, one host says nothing."""
+    base = tmp_path / "baseline.duckdb"
+    cfg = Config().with_overrides(scoring={"baseline": str(base)})
+    hunt([write(tmp_path / "day1.jsonl", _fleet(50, r"C:\Tools\sync.exe", ["20.50.1.1", "20.60.2.2"]))], cfg)
+    assert base.exists()
+    day2 = write(tmp_path / "day2.jsonl", _fleet(1, r"C:\Tools\sync.exe", ["20.50.1.1", "20.60.2.2"]))
+    [remembered] = hunt([day2], cfg)
+    assert any(b["reason"].startswith("common across the fleet") and "50 of 50 hosts" in b["reason"]
+               for b in remembered.score_breakdown)
+    [alone] = hunt([day2])
+    assert any(b["reason"].startswith("prevalence not informative") for b in alone.score_breakdown)
+    assert remembered.score < alone.score

@@ -130,6 +130,7 @@ class ScoringConfig:
     fleet_min_hosts: int = 5  # below this many hosts prevalence says nothing
     common_min_hosts: int = 3  # "many hosts": at least this many ...
     common_share: int = 20  # ... and at least this percent of the hosts running the image
+    baseline: str = ""  # a DuckDB file remembering (image, address, host) across runs; "" for none
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,6 @@ class Context:
 
 
 def _context(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> Context:
-    fleet = con.execute("SELECT count(DISTINCT host) FROM conn").fetchone()[0]
     inbound = {(h, _name(i)) for h, i in con.execute(
         "SELECT DISTINCT host, image FROM events WHERE kind = 'network' AND direction = 'inbound' "
         "AND dst_port = 53").fetchall()}
@@ -96,12 +95,26 @@ def _context(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> Context
                            "WHERE key IN (SELECT unnest(?))", [sorted(want)]).fetchall()
         procs.update({r[0]: r[1:] for r in rows})
         want = {r[4] for r in rows if r[4]}
-    return Context(fleet, inbound, names, procs, {})
+    return Context(0, inbound, names, procs, {})  # fleet_hosts: filled by _prevalence_counts
+
+
+SEEN_NOW = ("SELECT DISTINCT lower(base_name_of(k.image)) AS image, c.ip, c.host FROM conn c "
+            "JOIN ctx k USING (pkey) WHERE k.image IS NOT NULL")
+
+
+def _open_baseline(con: duckdb.DuckDBPyConnection, path: str) -> str:
+    """Attach the baseline file (created on first use); the relation of every (image, ip, host) seen."""
+    con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS baseline")
+    con.execute("CREATE TABLE IF NOT EXISTS baseline.seen (image VARCHAR, ip VARCHAR, host VARCHAR, "
+                "first_seen TIMESTAMP DEFAULT now(), PRIMARY KEY (image, ip, host))")
+    return f"({SEEN_NOW} UNION SELECT image, ip, host FROM baseline.seen)"
 
 
 def _prevalence_counts(con: duckdb.DuckDBPyConnection, findings: list[Finding], ctx: Context,
-                       sc: ScoringConfig) -> None:
-    """Per finding: on how many hosts its image reached the same infrastructure (one query for all)."""
+                       sc: ScoringConfig, seen: str) -> None:
+    """Per finding: on how many hosts its image reached the same infrastructure (one query for all), over
+    this run's data and, with a baseline, every earlier run's."""
+    ctx.fleet_hosts = con.execute(f"SELECT count(DISTINCT host) FROM {seen}").fetchone()[0]
     if ctx.fleet_hosts < sc.fleet_min_hosts:
         return
     domain_ips: dict[str, set[str]] = {}
@@ -118,27 +131,34 @@ def _prevalence_counts(con: duckdb.DuckDBPyConnection, findings: list[Finding], 
         return
     con.register("_prev", pa.table({"fid": [r[0] for r in rows], "image": [r[1] for r in rows],
                                    "ip": [r[2] for r in rows]}))
-    per_image = dict(con.execute("""
-        SELECT lower(base_name_of(k.image)), count(DISTINCT k.host) FROM ctx k
-        WHERE lower(base_name_of(k.image)) IN (SELECT DISTINCT image FROM _prev) GROUP BY 1""").fetchall())
-    same = dict(con.execute("""
-        SELECT p.fid, count(DISTINCT c.host) FROM _prev p JOIN conn c ON c.ip = p.ip
-        JOIN ctx k ON k.pkey = c.pkey AND lower(base_name_of(k.image)) = p.image GROUP BY p.fid""").fetchall())
+    per_image = dict(con.execute(f"""
+        SELECT image, count(DISTINCT host) FROM {seen} s
+        WHERE image IN (SELECT DISTINCT image FROM _prev) GROUP BY 1""").fetchall())
+    same = dict(con.execute(f"""
+        SELECT p.fid, count(DISTINCT s.host) FROM _prev p JOIN {seen} s ON s.ip = p.ip AND s.image = p.image
+        GROUP BY p.fid""").fetchall())
     con.unregister("_prev")
     for i, f in enumerate(findings):
         ctx.prevalence[i] = (per_image.get(_name(f.image), 0), same.get(i, 0))
 
 
 def rank(con: duckdb.DuckDBPyConnection, findings: list[Finding], cfg: Config) -> list[Finding]:
-    """Score every finding in place (suppressing benign ones) and return them best first."""
-    if not findings:
-        return findings
-    infra.build_names(con)
-    ctx = _context(con, findings)
-    _prevalence_counts(con, findings, ctx, cfg.scoring)
-    for i, f in enumerate(findings):
-        _score(i, f, cfg, ctx)
-    findings.sort(key=lambda f: (f.suppressed, -(f.score or 0), f.first_contact or ""))
+    """Score every finding in place (suppressing benign ones) and return them best first. With
+    [scoring] baseline, prevalence also counts earlier runs, and this run is added to the baseline."""
+    seen = _open_baseline(con, cfg.scoring.baseline) if cfg.scoring.baseline else f"({SEEN_NOW})"
+    try:
+        if findings:
+            infra.build_names(con)
+            ctx = _context(con, findings)
+            _prevalence_counts(con, findings, ctx, cfg.scoring, seen)
+            for i, f in enumerate(findings):
+                _score(i, f, cfg, ctx)
+            findings.sort(key=lambda f: (f.suppressed, -(f.score or 0), f.first_contact or ""))
+        if cfg.scoring.baseline:
+            con.execute(f"INSERT INTO baseline.seen (image, ip, host) {SEEN_NOW} ON CONFLICT DO NOTHING")
+    finally:
+        if cfg.scoring.baseline:
+            con.execute("DETACH baseline")
     return findings
 
 
