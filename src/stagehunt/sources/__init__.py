@@ -79,7 +79,7 @@ def sniff(path: Path) -> str | None:
         head = f.read(65536)
     if head.startswith(b"ElfFile\x00"):
         return "evtx"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")  # the BOM as a sequence, not its bytes
     if text.startswith(b"<"):
         return "xml"
     first = text.split(b"\n", 1)[0]

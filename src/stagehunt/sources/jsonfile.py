@@ -39,7 +39,7 @@ def first_record(path: Path) -> dict | None:
     (first line `{` or `[` alone) is parsed whole, and line by line only if that fails."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
-    text = head.lstrip(_BOM + b" \t\r\n")
+    text = head.removeprefix(_BOM).lstrip(b" \t\r\n")  # the BOM as a sequence, not its bytes
     if text.startswith(b"["):
         text = text[1:].lstrip()
     pretty = text.split(b"\n", 1)[0].strip() in (b"{", b"[")
@@ -123,7 +123,7 @@ def _records(path: Path, name: str, diag: Diagnostics) -> Iterator[Triple]:
         diag.add(name, message, line=line, record=record)
 
     with open(path, "rb") as f:
-        head = f.read(4096).lstrip(_BOM + b" \t\r\n")
+        head = f.read(4096).removeprefix(_BOM).lstrip(b" \t\r\n")
     if not head.startswith(b"["):
         yield from _line_records(path, report)
         return
