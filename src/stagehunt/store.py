@@ -33,7 +33,7 @@ class FileInfo:
 class EventStore:
     """One DuckDB connection with the `events` table; a context manager."""
 
-    def __init__(self, memory_limit: str = "2GB", temp_directory: str | None = None, threads: int | None = None):
+    def __init__(self, memory_limit: str = "1GB", temp_directory: str | None = None, threads: int | None = None):
         self._tmp = tempfile.TemporaryDirectory(prefix="stagehunt-")
         self.con = duckdb.connect(":memory:")
         self.con.execute("SET TimeZone = 'UTC'")
