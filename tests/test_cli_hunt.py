@@ -1,0 +1,89 @@
+"""`stagehunt hunt` as a user runs it: the quick start, every output, the flags, the exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples"
+REAL = ROOT / "tests" / "data" / "real" / "otrf"
+
+
+def hunt(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stagehunt.cli", "hunt", *args], capture_output=True,
+                          input=stdin, cwd=ROOT)
+
+
+def test_quick_start_finds_the_sample_attack():
+    res = hunt(str(EXAMPLES))
+    out = res.stdout.decode()
+    assert res.returncode == 0
+    assert "multi_stage_c2" in out and "parent_child_handoff" in out and "powershell.exe" in out
+    assert "2 finding(s)" in res.stderr.decode()
+
+
+def test_jsonl_to_a_file_carries_the_contract(tmp_path):
+    out = tmp_path / "f.jsonl"
+    res = hunt(str(EXAMPLES), "-O", "jsonl", "-o", str(out))
+    assert res.returncode == 0 and res.stdout == b""
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert {r["detection_type"] for r in rows} == {"multi_stage_c2", "parent_child_handoff"}
+    for r in rows:
+        assert r["technique"] == "T1104" and r["first_contact"].endswith("Z") and r["evidence"]
+        assert all(e["file"].endswith("sysmon-two-stage-c2.jsonl") and e["line"] for e in r["evidence"])
+        assert 0 <= r["score"] <= 100 and r["reasons"]
+
+
+def test_csv_and_ocsf_outputs():
+    rows = list(csv.DictReader(io.StringIO(hunt(str(EXAMPLES), "-O", "csv").stdout.decode())))
+    assert len(rows) == 2 and {r["detection_type"] for r in rows} == {"multi_stage_c2", "parent_child_handoff"}
+    ocsf = [orjson.loads(x) for x in hunt(str(EXAMPLES), "-O", "ocsf").stdout.splitlines()]
+    assert [o["class_uid"] for o in ocsf] == [2004, 2004]
+
+
+def test_flags_change_the_detection():
+    assert hunt(str(EXAMPLES), "--min-ips", "3", "-d", "multi_stage_c2", "-O", "jsonl").stdout == b""
+    one = hunt(str(EXAMPLES), "-d", "multi_stage_c2", "-O", "jsonl").stdout.splitlines()
+    assert len(one) == 1
+    # the sample's two stages are 31 minutes apart: a 10-minute window does not hold both
+    assert hunt(str(EXAMPLES), "-d", "multi_stage_c2", "--window", "10m", "-O", "jsonl").stdout == b""
+    # ... and they straddle midnight: the seed's fixed 24 h buckets cut them apart
+    assert hunt(str(EXAMPLES), "-d", "multi_stage_c2", "--window-mode", "tumbling", "-O", "jsonl").stdout == b""
+
+
+def test_internal_scope_flag_finds_the_covenant_handoff():
+    path = str(REAL / "covenant_dcom_iertutil_dll_hijack_2020-10-09183000.sysmon-excerpt.jsonl")
+    without = hunt(path, "-d", "parent_child_handoff", "-O", "jsonl").stdout
+    with_internal = hunt(path, "-d", "parent_child_handoff", "--count-internal", "-O", "jsonl").stdout
+    assert without == b"" and orjson.loads(with_internal)["new_ips"] == ["10.10.10.5"]
+
+
+def test_stdin_and_min_score(tmp_path):
+    data = (EXAMPLES / "sysmon-two-stage-c2.jsonl").read_bytes()
+    res = hunt("-", "-O", "jsonl", stdin=data)
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 2
+    assert hunt("-", "-O", "jsonl", "--min-score", "101", stdin=data).returncode == 2  # out of range: usage
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["nonexistent.jsonl"], 2), (["examples", "-O", "xml"], 2), (["examples", "--window", "soon"], 2),
+    (["examples", "-d", "nope"], 2), (["examples", "--window-mode", "hopping"], 2)])
+def test_usage_errors_are_one_line_and_exit_2(args, code):
+    res = hunt(*args)
+    err = res.stderr.decode()
+    assert res.returncode == code and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_strict_fails_on_a_bad_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes((EXAMPLES / "sysmon-two-stage-c2.jsonl").read_bytes() + b'{"EventID": 3, "Image": \n')
+    assert hunt(str(bad), "-O", "jsonl").returncode == 0
+    res = hunt(str(bad), "-O", "jsonl", "--strict")
+    assert res.returncode == 2 and f"{bad}:19" in res.stderr.decode()
