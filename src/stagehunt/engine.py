@@ -39,19 +39,21 @@ def prepare(store: EventStore, cfg: Config) -> None:
     counted = [c and ip not in dropped for ip, c in zip(ips, classify.counted_many(ips), strict=True)]
     _table(con, "ip_scope", {"ip": ips, "counted": counted}, {"ip": pa.string(), "counted": pa.bool_()})
     processes.build_connections(con, cfg.exclusions.ports)
+    # per networked process: its context from its start event, else what its connections say
     con.execute("""
         CREATE OR REPLACE TEMP TABLE ctx AS
-        SELECT c.pkey, any_value(c.host) AS host, coalesce(p.image, any_value(c.image)) AS image,
-               p.command_line, coalesce(p."user", any_value(c."user")) AS "user",
-               coalesce(p.pid, any_value(c.pid)) AS pid, coalesce(p.guid, any_value(c.guid)) AS guid,
+        WITH c AS (
+            SELECT pkey, any_value(host) AS host, any_value(image) AS image, any_value("user") AS "user",
+                   any_value(pid) AS pid, any_value(guid) AS guid
+            FROM conn GROUP BY pkey
+        )
+        SELECT c.pkey, c.host, coalesce(p.image, c.image) AS image, p.command_line,
+               coalesce(p."user", c."user") AS "user", coalesce(p.pid, c.pid) AS pid, coalesce(p.guid, c.guid) AS guid,
                p.parent_image, p.parent_command_line, p.parent_pid, p.parent_guid, p.parent_key, p.hashes,
                p.company, p.product, p.original_file_name, p.key IS NOT NULL AS context_known,
                p.time AS start_time, p.source_file AS start_file, p.source_line AS start_line,
                p.source_record AS start_record, false AS excluded
-        FROM conn c LEFT JOIN proc p ON p.key = c.pkey
-        GROUP BY c.pkey, p.key, p.image, p.command_line, p."user", p.pid, p.guid, p.parent_image,
-                 p.parent_command_line, p.parent_pid, p.parent_guid, p.parent_key, p.hashes, p.company, p.product,
-                 p.original_file_name, p.time, p.source_file, p.source_line, p.source_record
+        FROM c LEFT JOIN proc p ON p.key = c.pkey
     """)
     _mark_excluded(con, cfg)
 

@@ -163,3 +163,13 @@ def test_handoff_needs_a_new_address_and_the_window(tmp_path):
     late = [*evs[:3], conn(T0 + minutes(60 * 30), r"C:\x\c.exe", 31, "9.9.9.9", pg=child)]
     assert of_type(run(tmp_path, late), "parent_child_handoff") == []  # 30 h later: outside 24 h
     assert len(of_type(run(tmp_path, late, detection={"window": 40 * 3600}), "parent_child_handoff")) == 1
+
+
+def test_the_same_log_read_twice_is_still_one_process(tmp_path):
+    """Two exports of one log (a start event read twice) must not split or duplicate the process."""
+    p = guid()
+    evs = [start(T0, PS, 20, pg=p, cmd="powershell -enc AAAA"), conn(T0 + minutes(1), PS, 20, "8.8.8.8", pg=p),
+           conn(T0 + minutes(2), PS, 20, "9.9.9.9", pg=p)]
+    a, b = write(tmp_path / "a.jsonl", evs), write(tmp_path / "b.jsonl", evs)
+    [f] = hunt([a, b])
+    assert f.command_line == "powershell -enc AAAA" and f.ip_list == ["8.8.8.8", "9.9.9.9"]
