@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from stagehunt.config import Config
-from stagehunt.findings import Evidence, iso
+from stagehunt.findings import Evidence, Finding, iso
 
 MAX_EVIDENCE = 200  # per finding; the count of the rest is stated in the reasons
 
@@ -147,3 +147,25 @@ def port_reasons(ports: list[int] | None, cfg: Config) -> tuple[list[str], bool]
         reasons.append(f"confidence raised: non-standard C2 port {', '.join(map(str, odd))} "
                        f"(standard: {', '.join(map(str, cfg.detection.standard_ports))})")
     return reasons, bool(reasons)
+
+
+def later_stage_finding(detection_type: str, row: dict[str, Any], *, earlier: tuple, earlier_ips: list[str],
+                        reasons: list[str], first_evidence: Evidence, cfg: Config) -> Finding:
+    """A finding about a later stage (the row's process, from ctx) that reached new addresses after an
+    earlier one (image, pid, command line, guid) did something to it: dropped it, opened it..."""
+    e_image, e_pid, e_cmd, e_guid = earlier
+    contacts = first_contacts(row["conns"])
+    new = [ip for ip, _, _ in contacts]
+    span = (row["last_time"] - row["first_time"]).total_seconds()
+    extra, _ = port_reasons(row["ports"], cfg)
+    return Finding(
+        detection_type=detection_type, host=row["host"], user=row["user"], image=row["image"],
+        command_line=row["command_line"], pid=row["pid"], process_guid=row["guid"], parent_image=e_image,
+        parent_command_line=e_cmd, parent_pid=e_pid, parent_process_guid=e_guid, unique_external_ips=row["n_ips"],
+        ip_list=new, parent_ip_list=sorted(earlier_ips), new_ips=new, port_list=row["ports"] or [],
+        connection_count=row["n_conns"], first_contact=iso(row["first_time"]), last_contact=iso(row["last_time"]),
+        duration_mins=round(span / 60, 1), strong_indicator=True, confidence="high",
+        reasons=[*reasons, *extra, context_reason(row)],
+        evidence=[first_evidence, *start_evidence(row), *conn_evidence(row["conns"], row["image"])],
+        context_known=row["context_known"],
+    )

@@ -15,15 +15,12 @@ from stagehunt.config import Config, format_duration
 from stagehunt.detections import Detection
 from stagehunt.detections.common import (
     base_name,
-    conn_evidence,
     conn_stats_sql,
     contacts_text,
-    context_reason,
     first_contacts,
     hhmm,
-    port_reasons,
+    later_stage_finding,
     span_text,
-    start_evidence,
 )
 from stagehunt.findings import Evidence, Finding, iso
 from stagehunt.processes import keyed_sql
@@ -84,32 +81,19 @@ def sql(cfg: Config) -> str:
 def build(row: dict[str, Any], cfg: Config) -> Finding:
     src = row["src_image"] or row["s_image"]
     spid = row["src_pid"] if row["src_pid"] is not None else row["s_pid"]
-    contacts = first_contacts(row["conns"])
-    span = (row["last_time"] - row["first_time"]).total_seconds()
     after = (row["first_time"] - row["atime"]).total_seconds()
     reasons = [
         f"{base_name(src)} (pid {spid}) opened {base_name(row['image'])} (pid {row['pid']}) with access "
         f"{row['granted_access']} at {hhmm(row['atime'])}: write or thread-creation rights allow code injection",
-        f"{span_text(after)} later the target reached {contacts_text(contacts)}, which neither process had "
-        f"reached before ({', '.join(sorted(row['before_ips'] or [])) or 'no counted address'})",
+        f"{span_text(after)} later the target reached {contacts_text(first_contacts(row['conns']))}, which neither "
+        f"process had reached before ({', '.join(sorted(row['before_ips'] or [])) or 'no counted address'})",
         f"within the {format_duration(cfg.detection.window)} window",
         "strong indicator: new infrastructure right after an injection-capable handle",
     ]
-    extra, _ = port_reasons(row["ports"], cfg)
-    reasons += [*extra, context_reason(row)]
-    evidence = [Evidence(row["a_file"], row["a_line"], row["a_record"], iso(row["atime"]), "process_access",
-                         f"{base_name(src)} -> {base_name(row['image'])} access {row['granted_access']}")]
-    evidence += start_evidence(row) + conn_evidence(row["conns"], row["image"])
-    return Finding(
-        detection_type="injected_stage", host=row["host"], user=row["user"], image=row["image"],
-        command_line=row["command_line"], pid=row["pid"], process_guid=row["guid"], parent_image=src,
-        parent_command_line=row["src_command_line"], parent_pid=spid, parent_process_guid=row["src_guid"],
-        unique_external_ips=row["n_ips"], ip_list=[ip for ip, _, _ in contacts],
-        parent_ip_list=sorted(row["before_ips"] or []), new_ips=[ip for ip, _, _ in contacts],
-        port_list=row["ports"] or [], connection_count=row["n_conns"], first_contact=iso(row["first_time"]),
-        last_contact=iso(row["last_time"]), duration_mins=round(span / 60, 1), strong_indicator=True,
-        confidence="high", reasons=reasons, evidence=evidence, context_known=row["context_known"],
-    )
+    access = Evidence(row["a_file"], row["a_line"], row["a_record"], iso(row["atime"]), "process_access",
+                      f"{base_name(src)} -> {base_name(row['image'])} access {row['granted_access']}")
+    return later_stage_finding("injected_stage", row, earlier=(src, spid, row["src_command_line"], row["src_guid"]),
+                               earlier_ips=row["before_ips"] or [], reasons=reasons, first_evidence=access, cfg=cfg)
 
 
 DETECTION = Detection(

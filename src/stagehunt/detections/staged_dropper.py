@@ -14,15 +14,12 @@ from stagehunt.config import Config, format_duration
 from stagehunt.detections import Detection
 from stagehunt.detections.common import (
     base_name,
-    conn_evidence,
     conn_stats_sql,
     contacts_text,
-    context_reason,
     first_contacts,
     hhmm,
-    port_reasons,
+    later_stage_finding,
     span_text,
-    start_evidence,
 )
 from stagehunt.findings import Evidence, Finding, iso
 from stagehunt.processes import keyed_sql
@@ -69,35 +66,23 @@ def sql(cfg: Config) -> str:
 def build(row: dict[str, Any], cfg: Config) -> Finding:
     writer = row["writer_image"] or row["w_image"]
     wpid = row["writer_pid"] if row["writer_pid"] is not None else row["w_pid"]
-    contacts = first_contacts(row["conns"])
-    span = (row["last_time"] - row["first_time"]).total_seconds()
     after = (row["first_time"] - row["wtime"]).total_seconds()
     wrote_ips = row["writer_ips"]
     reasons = [
         f"{base_name(writer)} (pid {wpid}) wrote {row['target_filename']} at {hhmm(row['wtime'])}; "
         f"it was started at {hhmm(row['start_time'])} as pid {row['pid']}",
-        f"the dropped stage reached {contacts_text(contacts)}, "
+        f"the dropped stage reached {contacts_text(first_contacts(row['conns']))}, "
         + (f"none of which its writer reached ({', '.join(sorted(wrote_ips))})" if wrote_ips
            else "while its writer reached no counted address"),
         f"first new contact {span_text(abs(after))} {'after' if after >= 0 else 'before'} the write, "
         f"within the {format_duration(cfg.detection.window)} window",
         "strong indicator: a written file became a process with its own, new infrastructure",
     ]
-    extra, _ = port_reasons(row["ports"], cfg)
-    reasons += [*extra, context_reason(row)]
-    evidence = [Evidence(row["w_file"], row["w_line"], row["w_record"], iso(row["wtime"]), "file_create",
-                         f"{base_name(writer)} wrote {row['target_filename']}")]
-    evidence += start_evidence(row) + conn_evidence(row["conns"], row["image"])
-    return Finding(
-        detection_type="staged_dropper", host=row["host"], user=row["user"], image=row["image"],
-        command_line=row["command_line"], pid=row["pid"], process_guid=row["guid"], parent_image=writer,
-        parent_command_line=row["writer_command_line"], parent_pid=wpid, parent_process_guid=row["writer_guid"],
-        unique_external_ips=row["n_ips"], ip_list=[ip for ip, _, _ in contacts], parent_ip_list=sorted(wrote_ips),
-        new_ips=[ip for ip, _, _ in contacts], port_list=row["ports"] or [], connection_count=row["n_conns"],
-        first_contact=iso(row["first_time"]), last_contact=iso(row["last_time"]), duration_mins=round(span / 60, 1),
-        strong_indicator=True, confidence="high", reasons=reasons, evidence=evidence,
-        context_known=row["context_known"],
-    )
+    write = Evidence(row["w_file"], row["w_line"], row["w_record"], iso(row["wtime"]), "file_create",
+                     f"{base_name(writer)} wrote {row['target_filename']}")
+    return later_stage_finding("staged_dropper", row, earlier=(writer, wpid, row["writer_command_line"],
+                                                               row["writer_guid"]),
+                               earlier_ips=wrote_ips, reasons=reasons, first_evidence=write, cfg=cfg)
 
 
 DETECTION = Detection(
