@@ -273,13 +273,12 @@ def test_a_truncated_json_array_keeps_the_elements_before_the_damage(tmp_path: P
     assert [p.record for p in diag.problems] == [3]
 
 
-def test_gzip_member_is_named_after_the_archive_without_gz(tmp_path: Path) -> None:
+def test_gzip_keeps_its_own_name_so_evidence_cites_a_real_file(tmp_path: Path) -> None:
     path = tmp_path / "sysmon.jsonl.gz"
     path.write_bytes(gzip.compress(_jsonl(tmp_path / "x", [1, 2]).read_bytes()))
     rows, diag, infos = _load(path)
     assert diag.total == 0 and infos[0].format == "flat"
-    assert [(f, line, pid) for f, line, _, pid, _ in rows] == [(str(tmp_path / "sysmon.jsonl"), 1, 1),
-                                                              (str(tmp_path / "sysmon.jsonl"), 2, 2)]
+    assert [(f, line, pid) for f, line, _, pid, _ in rows] == [(str(path), 1, 1), (str(path), 2, 2)]
 
 
 def test_zip_members_are_named_archive_bang_member(tmp_path: Path) -> None:
@@ -291,7 +290,7 @@ def test_zip_members_are_named_archive_bang_member(tmp_path: Path) -> None:
     rows, diag, _ = _load(path)
     assert diag.total == 0
     assert [(f, line, pid) for f, line, _, pid, _ in rows] == [
-        (f"{path}!a.jsonl", 1, 1), (f"{path}!host2/b.jsonl", 1, 2), (f"{path}!host2/b.jsonl", 2, 3)]
+        (f"{path}!a.jsonl", 1, 1), (f"{path}!host2/b.jsonl.gz", 1, 2), (f"{path}!host2/b.jsonl.gz", 2, 3)]
 
 
 def test_directories_are_read_recursively_skipping_hidden_files(tmp_path: Path) -> None:
