@@ -85,6 +85,7 @@ def test_utf16_export_with_bom(tmp_path):
     xml.write_text(write_xml_document(src, tmp_path / "doc.xml").read_text(), encoding="utf-16")
     rows, diag, _ = load(xml, "xml")
     assert diag.total == 0 and events(rows) == events(load(src)[0])
+    assert sources.sniff(xml) == "xml"  # found without --format too
 
 
 def test_damaged_document_loses_only_the_damaged_events(tmp_path):

@@ -79,6 +79,8 @@ def sniff(path: Path) -> str | None:
         head = f.read(65536)
     if head.startswith(b"ElfFile\x00"):
         return "evtx"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 (PowerShell's `>`): only XML exports come so
+        return "xml" if head[:512].decode("utf-16", "ignore").lstrip("\ufeff \t\r\n").startswith("<") else None
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")  # the BOM as a sequence, not its bytes
     if text.startswith(b"<"):
         return "xml"
