@@ -12,12 +12,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from canonical import load_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stagehunt import hunt, processes, sources
 from stagehunt.diagnostics import Diagnostics
-from stagehunt.schema import COLUMN_NAMES
 from stagehunt.sources.auditd import SockAddr, decode_saddr, execve_argv, parse_fields, proctitle_argv
 from stagehunt.store import EventStore
 
@@ -37,12 +37,7 @@ type=PROCTITLE msg=audit(1531903575.684:1152): proctitle=6375726C002D76006874747
 
 
 def load(path: Path, fmt: str = "auto") -> tuple[list[dict], Diagnostics, list]:
-    diag = Diagnostics()
-    with EventStore() as store:
-        sources.load(store, [sources.Input(path.name, path)], fmt, diag)
-        rows = [dict(zip(COLUMN_NAMES, r, strict=True)) for r in store.con.execute(
-            "SELECT * FROM events ORDER BY source_line, source_record, rowid").fetchall()]
-        return rows, diag, store.files
+    return load_rows(path, fmt, "source_line, source_record, rowid")
 
 
 def pick(row: dict, *keys: str) -> dict:

@@ -7,22 +7,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from canonical import load_rows
 from realdata import EVTX_DIR, EVTX_EID3, EVTX_FILES, HEADER, write_multichunk_evtx
 
-from stagehunt import sources
 from stagehunt.diagnostics import Diagnostics
-from stagehunt.schema import COLUMN_NAMES
 from stagehunt.sources import evtxfile, flatten
 from stagehunt.store import EventStore
 
 
 def load(path: Path, fmt: str = "auto") -> tuple[list[dict], Diagnostics, list]:
-    diag = Diagnostics()
-    with EventStore() as store:
-        sources.load(store, [sources.Input(path.name, path)], fmt, diag)
-        rows = [dict(zip(COLUMN_NAMES, r, strict=True)) for r in store.con.execute(
-            "SELECT * FROM events ORDER BY rowid").fetchall()]
-        return rows, diag, store.files
+    return load_rows(path, fmt)
 
 
 def test_first_network_event_exactly():

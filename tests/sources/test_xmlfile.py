@@ -7,6 +7,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
+from canonical import load_rows
 from realdata import (
     AZURE_AUOMS,
     AZURE_SYSLOG,
@@ -21,20 +22,13 @@ from realdata import (
 
 from stagehunt import sources
 from stagehunt.diagnostics import Diagnostics
-from stagehunt.schema import COLUMN_NAMES
 from stagehunt.sources import xmlfile
-from stagehunt.store import EventStore
 
 ORIGIN = ("source_file", "source_line", "source_record")
 
 
 def load(path: Path, fmt: str = "auto") -> tuple[list[dict], Diagnostics, list]:
-    diag = Diagnostics()
-    with EventStore() as store:
-        sources.load(store, [sources.Input(path.name, path)], fmt, diag)
-        rows = [dict(zip(COLUMN_NAMES, r, strict=True)) for r in store.con.execute(
-            "SELECT * FROM events ORDER BY rowid").fetchall()]
-        return rows, diag, store.files
+    return load_rows(path, fmt)
 
 
 def events(rows: list[dict]) -> list[dict]:
