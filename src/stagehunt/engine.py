@@ -30,13 +30,19 @@ def _table(con, name: str, data: dict[str, list], types: dict[str, pa.DataType])
 def prepare(store: EventStore, cfg: Config) -> None:
     """Build proc, ip_scope, conn and ctx in the store's connection."""
     con = store.con
+    # the events are loaded (their row order gave line numbers); from here every order that matters
+    # is an explicit ORDER BY, and DuckDB builds tables faster when it need not keep row order
+    con.execute("SET preserve_insertion_order = false")
     con.execute(_MACROS)
     processes.build(con)
     ips = [r[0] for r in con.execute(
         "SELECT DISTINCT remote_ip FROM events WHERE kind = 'network' AND remote_ip IS NOT NULL").fetchall()]
     classify = scope.classifier(cfg.scope)
-    dropped = exclusions.Exclusions(cfg.exclusions).excluded_destinations(ips)
-    counted = [c and ip not in dropped for ip, c in zip(ips, classify.counted_many(ips), strict=True)]
+    counted = classify.counted_many(ips)
+    if cfg.exclusions.destinations:  # decided only for addresses that would count
+        dropped = exclusions.Exclusions(cfg.exclusions).excluded_destinations(
+            [ip for ip, c in zip(ips, counted, strict=True) if c])
+        counted = [c and ip not in dropped for ip, c in zip(ips, counted, strict=True)]
     _table(con, "ip_scope", {"ip": ips, "counted": counted}, {"ip": pa.string(), "counted": pa.bool_()})
     processes.build_connections(con, cfg.exclusions.ports)
     # per networked process: its context from its start event, else what its connections say

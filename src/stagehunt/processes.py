@@ -6,6 +6,7 @@ not merge two processes. Context (command line, user, parent, hashes) comes from
 event; a process whose start was not logged keeps what its own events say and is marked unknown.
 
 Tables made here (temporary, in the store's connection):
+  host_sources  per host: whether Sysmon logged its network events / process starts
   proc  one row per started process: key, context, parent_key (the tree), start evidence
   conn  one row per counted outbound connection: pkey, time, ip, port, protocol, evidence
 """
@@ -17,7 +18,8 @@ import duckdb
 # An all-zero guid (Sysmon for Linux when the parent predates Sysmon) means "unknown".
 _MACROS = """
 CREATE OR REPLACE TEMP MACRO norm_guid(g) AS
-  CASE WHEN g IS NULL OR translate(g, '{}- 0', '') = '' THEN NULL ELSE lower(trim(g, '{} ')) END;
+  CASE WHEN regexp_matches(g, '[^{} 0-]')
+       THEN lower(CASE WHEN starts_with(g, '{') AND ends_with(g, '}') THEN g[2:-2] ELSE trim(g, '{} ') END) END;
 CREATE OR REPLACE TEMP MACRO guid_key(host, g) AS 'g|' || coalesce(host, '') || '|' || norm_guid(g);
 CREATE OR REPLACE TEMP MACRO pid_key(host, pid, started) AS
   'p|' || coalesce(host, '') || '|' || pid::VARCHAR || '|' || coalesce(strftime(started, '%Y-%m-%dT%H:%M:%S.%f'), '-');
@@ -25,7 +27,11 @@ CREATE OR REPLACE TEMP MACRO pid_key(host, pid, started) AS
 
 
 def build(con: duckdb.DuckDBPyConnection) -> None:
-    """Create `host_sources`, `starts` and `proc` from `events`."""
+    """Create `host_sources` and `proc` from `events`.
+
+    Work that only some inputs need (Security events beside Sysmon, parents known by pid alone, the
+    same start logged twice) is asked about first and skipped when absent: the common case is one
+    pass over the process starts."""
     con.execute(_MACROS)
     # Where a host has Sysmon, Security 4688/5156 repeat what Sysmon says (without guids): use Sysmon.
     con.execute("""
@@ -33,35 +39,49 @@ def build(con: duckdb.DuckDBPyConnection) -> None:
         SELECT host,
                bool_or(provider LIKE 'sysmon%' AND kind = 'network') AS sysmon_net,
                bool_or(provider LIKE 'sysmon%' AND kind = 'process_start') AS sysmon_proc
-        FROM events WHERE kind IN ('network', 'process_start') GROUP BY host
+        FROM events WHERE provider = 'security' OR kind IN ('network', 'process_start') GROUP BY host
     """)
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE starts AS
-        SELECT CASE WHEN norm_guid(e.process_guid) IS NOT NULL THEN guid_key(e.host, e.process_guid)
-                    ELSE pid_key(e.host, e.pid, e.time) END AS key,
-               e.host, e.pid, e.time, norm_guid(e.process_guid) AS guid, e.image, e.command_line, e."user",
+    security_filter = _security_filter(con, "sysmon_proc")
+    starts = f"""
+        SELECT CASE WHEN g IS NOT NULL THEN guid_key(e.host, g) ELSE pid_key(e.host, e.pid, e.time) END AS key,
+               e.host, e.pid, e.time, g AS guid, e.image, e.command_line, e."user",
                norm_guid(e.parent_guid) AS parent_guid, e.parent_pid, e.parent_image, e.parent_command_line,
                e.hashes, e.company, e.product, e.original_file_name, e.source_file, e.source_line, e.source_record
-        FROM events e JOIN host_sources h ON h.host IS NOT DISTINCT FROM e.host
-        WHERE e.kind = 'process_start' AND (e.provider <> 'security' OR NOT h.sysmon_proc)
-    """)
-    # the same start read twice (two exports of one log) is one process; only pay for that when it happens
-    dups = con.execute("SELECT count(*) - count(DISTINCT key) FROM starts").fetchone()[0]
-    dedup = ("SELECT * FROM starts QUALIFY row_number() OVER (PARTITION BY key ORDER BY time, source_line) = 1"
-             if dups else "SELECT * FROM starts")
+        FROM (SELECT *, norm_guid(process_guid) AS g FROM events WHERE kind = 'process_start') e
+        WHERE true {security_filter}"""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE proc AS
-        WITH dedup AS ({dedup}),
-        by_pid AS (  -- the parent, when only its pid is known: its latest start before the child's
-            SELECT d.key, pid_key(p.host, p.pid, p.time) AS parent_key
-            FROM dedup d ASOF JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) p
-              ON p.host IS NOT DISTINCT FROM d.host AND p.pid = d.parent_pid AND d.time >= p.time
-            WHERE d.parent_guid IS NULL AND d.parent_pid IS NOT NULL
-        )
-        SELECT d.*, coalesce(CASE WHEN d.parent_guid IS NOT NULL THEN guid_key(d.host, d.parent_guid) END,
-                             b.parent_key) AS parent_key
-        FROM dedup d LEFT JOIN by_pid b USING (key)
+        SELECT *, CASE WHEN parent_guid IS NOT NULL THEN guid_key(host, parent_guid) END AS parent_key
+        FROM ({starts})
     """)
+    # the same start read twice (two exports of one log) is one process
+    if con.execute("SELECT count(*) - count(DISTINCT key) FROM proc").fetchone()[0]:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE proc AS
+            SELECT * FROM proc QUALIFY row_number() OVER (PARTITION BY key ORDER BY time, source_line) = 1
+        """)
+    # the parent, when only its pid is known: its latest start before the child's
+    if _has(con, "SELECT 1 FROM proc WHERE parent_guid IS NULL AND parent_pid IS NOT NULL LIMIT 1"):
+        con.execute("""
+            UPDATE proc SET parent_key = b.parent_key FROM (
+                SELECT d.key, pid_key(p.host, p.pid, p.time) AS parent_key
+                FROM proc d ASOF JOIN (SELECT host, pid, time FROM proc WHERE guid IS NULL) p
+                  ON p.host IS NOT DISTINCT FROM d.host AND p.pid = d.parent_pid AND d.time >= p.time
+                WHERE d.parent_guid IS NULL AND d.parent_pid IS NOT NULL
+            ) b WHERE proc.key = b.key
+        """)
+
+
+def _security_filter(con: duckdb.DuckDBPyConnection, sysmon_flag: str) -> str:
+    """AND-clause dropping an event `e` from Security when Sysmon covers its host ("" without Security)."""
+    if not _has(con, "SELECT 1 FROM events WHERE provider = 'security' LIMIT 1"):
+        return ""
+    return (f"AND (e.provider <> 'security' OR NOT EXISTS (SELECT 1 FROM host_sources h "
+            f"WHERE h.host IS NOT DISTINCT FROM e.host AND h.{sysmon_flag}))")
+
+
+def _has(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    return con.execute(sql).fetchone() is not None
 
 
 def keyed_sql(relation: str, guid_col: str = "process_guid", pid_col: str = "pid") -> str:
@@ -73,7 +93,7 @@ def keyed_sql(relation: str, guid_col: str = "process_guid", pid_col: str = "pid
         SELECT CASE WHEN n.{pid_col} IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
                     ELSE pid_key(n.host, n.{pid_col}, s.time) END AS pkey, n.*
         FROM (SELECT * FROM {relation} WHERE norm_guid({guid_col}) IS NULL) n
-        ASOF LEFT JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) s
+        ASOF LEFT JOIN (SELECT host, pid, time FROM proc WHERE guid IS NULL) s
           ON s.host IS NOT DISTINCT FROM n.host AND s.pid = n.{pid_col} AND n.time >= s.time
     """
 
@@ -85,10 +105,9 @@ def build_connections(con: duckdb.DuckDBPyConnection, excluded_ports: tuple[int,
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE conn AS
         WITH net AS (
-            SELECT e.* FROM events e JOIN host_sources h ON h.host IS NOT DISTINCT FROM e.host
-            JOIN ip_scope s ON s.ip = e.remote_ip AND s.counted
+            SELECT e.* FROM events e JOIN ip_scope s ON s.ip = e.remote_ip AND s.counted
             WHERE e.kind = 'network' AND coalesce(e.direction, 'outbound') = 'outbound'
-              AND (e.provider <> 'security' OR NOT h.sysmon_net)
+              {_security_filter(con, "sysmon_net")}
               {port_filter}
         )
         SELECT pkey, host, time, remote_ip AS ip, remote_port AS port, protocol, image, "user", pid,

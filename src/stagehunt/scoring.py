@@ -153,7 +153,9 @@ def rank(con: duckdb.DuckDBPyConnection, findings: list[Finding], cfg: Config) -
             _prevalence_counts(con, findings, ctx, cfg.scoring, seen)
             for i, f in enumerate(findings):
                 _score(i, f, cfg, ctx)
-            findings.sort(key=lambda f: (f.suppressed, -(f.score or 0), f.first_contact or ""))
+            # ties broken on what the finding is, so the order never depends on the engine's row order
+            findings.sort(key=lambda f: (f.suppressed, -(f.score or 0), f.first_contact or "", f.detection_type,
+                                         f.host or "", f.process_guid or "", f.pid or 0, f.image or ""))
         if cfg.scoring.baseline:
             con.execute(f"INSERT INTO baseline.seen (image, ip, host) {SEEN_NOW} ON CONFLICT DO NOTHING")
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,15 +69,31 @@ class EventStore:
         self.files.append(info)
         return info
 
-    def insert_select(self, info: FileInfo, select_sql: str, params: list, origins: pa.Table | None = None) -> int:
+    def insert_select(self, info: FileInfo, select_sql: str, params: list, origins: pa.Table | None = None,
+                      keep: Callable[[], bool] | None = None) -> int | None:
         """Insert the rows of a SELECT yielding canonical columns up to (not including) the source_* ones.
 
         Without `origins`, the n-th row is line n of `info.name`. With it, row n takes
         `origins["line"][n]` and `origins["record"][n]` (for readers that rewrite their input).
+        With `keep`, called once the rows are in: unless it returns true they are taken out again and
+        None is returned (a check that ran beside the insert can veto it).
         Raises duckdb.Error on input DuckDB rejects; the statement then inserts nothing.
         """
-        n = self.con.execute(f"INSERT INTO events SELECT *, ?, NULL, NULL FROM ({select_sql})",
-                             [info.name, *params]).fetchone()[0]
+        insert = f"INSERT INTO events SELECT *, ?, NULL, NULL FROM ({select_sql})"
+        if keep is None:
+            n = self.con.execute(insert, [info.name, *params]).fetchone()[0]
+        else:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                n = self.con.execute(insert, [info.name, *params]).fetchone()[0]
+                kept = keep()
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            if not kept:
+                self.con.execute("ROLLBACK")
+                return None
+            self.con.execute("COMMIT")  # row ids are final only now: number the lines after this
         base = self._next_rowid
         if origins is None:
             self.con.execute("UPDATE events SET source_line = rowid - ? + 1 WHERE rowid >= ?", [base, base])

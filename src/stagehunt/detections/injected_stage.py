@@ -44,7 +44,7 @@ def sql(cfg: Config) -> str:
         ), keyed AS (  -- the target's process key: its guid, else its pid's latest start before the access
             SELECT a.*, CASE WHEN norm_guid(a.target_guid) IS NOT NULL THEN guid_key(a.host, a.target_guid)
                              ELSE pid_key(a.host, a.target_pid, s.time) END AS tkey
-            FROM acc a ASOF LEFT JOIN (SELECT host, pid, time FROM starts WHERE guid IS NULL) s
+            FROM acc a ASOF LEFT JOIN (SELECT host, pid, time FROM proc WHERE guid IS NULL) s
               ON s.host IS NOT DISTINCT FROM a.host AND s.pid = a.target_pid AND a.atime >= s.time
         ), first_acc AS (  -- handles that come with starting a process are not injection
             SELECT ky.* FROM keyed ky LEFT JOIN proc tp ON tp.key = ky.tkey

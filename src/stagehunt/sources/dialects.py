@@ -287,7 +287,8 @@ def sniff_dialect(record: dict) -> str | None:
 
 
 def _int(col: str, t: str = "BIGINT") -> str:
-    return f"TRY_CAST(NULLIF(NULLIF(trim({col}), ''), '-') AS {t})"
+    # DuckDB's cast trims blanks, reads 0x hex and yields NULL for '' and Sysmon's '-'
+    return f"TRY_CAST({col} AS {t})"
 
 
 def _text(col: str) -> str:
