@@ -122,14 +122,16 @@ class _Document:
         self.blocks, self.name, self.diag = _blocks(path, block), name, diag
         self.buf, self.pos, self.line, self.eof = b"", 0, 1, False
         self.seen = 0  # event start tags found
+        self.gap_reported = False  # one report per stretch between two events, however it is cut in blocks
 
     def _advance(self, to: int, gap: bool = True, scan_to: int | None = None) -> None:
         """Move to `to`; an end tag in a `gap` between events (up to `scan_to`) ends one whose start is damaged."""
         if to <= self.pos:
             return
-        if gap and (gap := self.buf.find(b"</Event>", self.pos, scan_to or to)) >= 0:
+        if gap and not self.gap_reported and (gap := self.buf.find(b"</Event>", self.pos, scan_to or to)) >= 0:
             self.diag.add(self.name, "</Event> without its <Event>: an event with a damaged start tag is lost",
                           line=self.line + self.buf.count(b"\n", self.pos, gap))
+            self.gap_reported = True
         self.line += self.buf.count(b"\n", self.pos, to)
         self.pos = to
 
@@ -161,6 +163,7 @@ class _Document:
                 continue
             self._advance(i)
             self.seen += 1
+            self.gap_reported = False
             nxt = event_start(self.buf, i + 6)
             if end < 0 or 0 <= nxt < end:
                 why = "document ends inside this <Event> (file truncated?)" if nxt < 0 else \
