@@ -30,9 +30,6 @@ def _table(con, name: str, data: dict[str, list], types: dict[str, pa.DataType])
 def prepare(store: EventStore, cfg: Config) -> None:
     """Build proc, ip_scope, conn and ctx in the store's connection."""
     con = store.con
-    # the events are loaded (their row order gave line numbers); from here every order that matters
-    # is an explicit ORDER BY, and DuckDB builds tables faster when it need not keep row order
-    con.execute("SET preserve_insertion_order = false")
     con.execute(_MACROS)
     processes.build(con)
     ips = [r[0] for r in con.execute(
@@ -53,13 +50,13 @@ def prepare(store: EventStore, cfg: Config) -> None:
                    any_value(pid) AS pid, any_value(guid) AS guid
             FROM conn GROUP BY pkey
         )
-        SELECT c.pkey, c.host, coalesce(p.image, c.image) AS image, p.command_line,
-               coalesce(p."user", c."user") AS "user", coalesce(p.pid, c.pid) AS pid, coalesce(p.guid, c.guid) AS guid,
-               p.parent_image, p.parent_command_line, p.parent_pid, p.parent_guid, p.parent_key, p.hashes,
-               p.company, p.product, p.original_file_name, p.key IS NOT NULL AS context_known,
-               p.time AS start_time, p.source_file AS start_file, p.source_line AS start_line,
-               p.source_record AS start_record, false AS excluded
-        FROM c LEFT JOIN proc p ON p.key = c.pkey
+        SELECT c.pkey, c.host, coalesce(p.image, c.image) AS image, e.command_line,
+               coalesce(e."user", c."user") AS "user", coalesce(p.pid, c.pid) AS pid, coalesce(p.guid, c.guid) AS guid,
+               e.parent_image, e.parent_command_line, p.parent_pid, p.parent_guid, p.parent_key, e.hashes,
+               e.company, e.product, e.original_file_name, p.key IS NOT NULL AS context_known,
+               p.time AS start_time, e.source_file AS start_file, e.source_line AS start_line,
+               e.source_record AS start_record, false AS excluded
+        FROM c LEFT JOIN proc p ON p.key = c.pkey LEFT JOIN events e ON e.rowid = p.erow
     """)
     _mark_excluded(con, cfg)
 

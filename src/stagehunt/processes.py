@@ -7,7 +7,8 @@ event; a process whose start was not logged keeps what its own events say and is
 
 Tables made here (temporary, in the store's connection):
   host_sources  per host: whether Sysmon logged its network events / process starts
-  proc  one row per started process: key, context, parent_key (the tree), start evidence
+  proc  one row per started process: key, host, pid, time, guid, image, parent (guid, pid, key: the
+        tree) and erow, the start event's rowid in `events` (its command line, hashes, evidence...)
   conn  one row per counted outbound connection: pkey, time, ip, port, protocol, evidence
 """
 
@@ -20,7 +21,8 @@ _MACROS = """
 CREATE OR REPLACE TEMP MACRO norm_guid(g) AS
   CASE WHEN regexp_matches(g, '[^{} 0-]')
        THEN lower(CASE WHEN starts_with(g, '{') AND ends_with(g, '}') THEN g[2:-2] ELSE trim(g, '{} ') END) END;
-CREATE OR REPLACE TEMP MACRO guid_key(host, g) AS 'g|' || coalesce(host, '') || '|' || norm_guid(g);
+CREATE OR REPLACE TEMP MACRO key_of_guid(host, ng) AS 'g|' || coalesce(host, '') || '|' || ng;
+CREATE OR REPLACE TEMP MACRO guid_key(host, g) AS key_of_guid(host, norm_guid(g));
 CREATE OR REPLACE TEMP MACRO pid_key(host, pid, started) AS
   'p|' || coalesce(host, '') || '|' || pid::VARCHAR || '|' || coalesce(strftime(started, '%Y-%m-%dT%H:%M:%S.%f'), '-');
 """
@@ -42,23 +44,22 @@ def build(con: duckdb.DuckDBPyConnection) -> None:
         FROM events WHERE provider = 'security' OR kind IN ('network', 'process_start') GROUP BY host
     """)
     security_filter = _security_filter(con, "sysmon_proc")
+    # Narrow on purpose: the start's other columns (command lines, hashes, evidence...) stay in `events`
+    # and are fetched by `erow` for the few processes that need them, so the tree costs little memory.
     starts = f"""
-        SELECT CASE WHEN g IS NOT NULL THEN guid_key(e.host, g) ELSE pid_key(e.host, e.pid, e.time) END AS key,
-               e.host, e.pid, e.time, g AS guid, e.image, e.command_line, e."user",
-               norm_guid(e.parent_guid) AS parent_guid, e.parent_pid, e.parent_image, e.parent_command_line,
-               e.hashes, e.company, e.product, e.original_file_name, e.source_file, e.source_line, e.source_record
-        FROM (SELECT *, norm_guid(process_guid) AS g FROM events WHERE kind = 'process_start') e
+        SELECT CASE WHEN g IS NOT NULL THEN key_of_guid(e.host, g) ELSE pid_key(e.host, e.pid, e.time) END AS key,
+               e.host, e.pid, e.time, g AS guid, e.image, pg AS parent_guid, e.parent_pid,
+               CASE WHEN pg IS NOT NULL THEN key_of_guid(e.host, pg) END AS parent_key, e.erow
+        FROM (SELECT host, pid, time, image, parent_pid, provider, rowid AS erow, norm_guid(process_guid) AS g,
+                     norm_guid(parent_guid) AS pg
+              FROM events WHERE kind = 'process_start') e
         WHERE true {security_filter}"""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE proc AS
-        SELECT *, CASE WHEN parent_guid IS NOT NULL THEN guid_key(host, parent_guid) END AS parent_key
-        FROM ({starts})
-    """)
-    # the same start read twice (two exports of one log) is one process
+    con.execute(f"CREATE OR REPLACE TEMP TABLE proc AS {starts}")
+    # the same start read twice (two exports of one log) is one process: the first read wins
     if con.execute("SELECT count(*) - count(DISTINCT key) FROM proc").fetchone()[0]:
         con.execute("""
             CREATE OR REPLACE TEMP TABLE proc AS
-            SELECT * FROM proc QUALIFY row_number() OVER (PARTITION BY key ORDER BY time, source_line) = 1
+            SELECT * FROM proc QUALIFY row_number() OVER (PARTITION BY key ORDER BY time, erow) = 1
         """)
     # the parent, when only its pid is known: its latest start before the child's
     if _has(con, "SELECT 1 FROM proc WHERE parent_guid IS NULL AND parent_pid IS NOT NULL LIMIT 1"):

@@ -91,8 +91,9 @@ def _context(con: duckdb.DuckDBPyConnection, findings: list[Finding]) -> Context
         want -= procs.keys()
         if not want:
             break
-        rows = con.execute("SELECT key, image, company, original_file_name, parent_key FROM proc "
-                           "WHERE key IN (SELECT unnest(?))", [sorted(want)]).fetchall()
+        rows = con.execute("SELECT p.key, p.image, e.company, e.original_file_name, p.parent_key FROM proc p "
+                           "JOIN events e ON e.rowid = p.erow WHERE p.key IN (SELECT unnest(?))",
+                           [sorted(want)]).fetchall()
         procs.update({r[0]: r[1:] for r in rows})
         want = {r[4] for r in rows if r[4]}
     return Context(0, inbound, names, procs, {})  # fleet_hosts: filled by _prevalence_counts

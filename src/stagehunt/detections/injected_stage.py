@@ -71,9 +71,10 @@ def sql(cfg: Config) -> str:
                    any_value(a_record) AS a_record, any_value(before_ips) AS before_ips, {conn_stats_sql("")}
             FROM hits GROUP BY tkey
         )
-        SELECT f.*, k.* EXCLUDE (pkey), sp.image AS src_image, sp.command_line AS src_command_line,
+        SELECT f.*, k.* EXCLUDE (pkey), sp.image AS src_image, spe.command_line AS src_command_line,
                sp.pid AS src_pid, sp.guid AS src_guid
         FROM found f JOIN ctx k USING (pkey) LEFT JOIN proc sp ON sp.key = f.skey
+        LEFT JOIN events spe ON spe.rowid = sp.erow
         ORDER BY first_time
     """
 

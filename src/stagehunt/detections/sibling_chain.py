@@ -40,13 +40,14 @@ def sql(cfg: Config) -> str:
             FROM found f JOIN sets s ON s.parent_key = f.gkey
             GROUP BY f.gkey, f.burst
         )
-        SELECT f.*, pc.children, pc.n_sets, sh.image AS shell_image, sh.command_line AS shell_command_line,
-               sh.pid AS shell_pid, sh.guid AS shell_guid, sh.host, sh."user",
-               sh.time AS shell_start_time, sh.source_file AS shell_start_file, sh.source_line AS shell_start_line,
-               sh.source_record AS shell_start_record,
+        SELECT f.*, pc.children, pc.n_sets, sh.image AS shell_image, she.command_line AS shell_command_line,
+               sh.pid AS shell_pid, sh.guid AS shell_guid, sh.host, she."user",
+               sh.time AS shell_start_time, she.source_file AS shell_start_file, she.source_line AS shell_start_line,
+               she.source_record AS shell_start_record,
                (SELECT list({{'image': k.image, 'pid': k.pid, 'command_line': k.command_line}} ORDER BY k.start_time)
                 FROM ctx k WHERE list_contains(pc.children, k.pkey)) AS stages
         FROM found f JOIN per_child pc USING (gkey, burst) JOIN proc sh ON sh.key = f.gkey
+        JOIN events she ON she.rowid = sh.erow
         WHERE pc.n_sets >= 2
         ORDER BY f.first_time
     """

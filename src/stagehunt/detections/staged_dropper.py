@@ -56,9 +56,10 @@ def sql(cfg: Config) -> str:
                    any_value(writer_ips) AS writer_ips, {conn_stats_sql("")}
             FROM hits GROUP BY ckey
         )
-        SELECT f.*, k.* EXCLUDE (pkey), wp.image AS writer_image, wp.command_line AS writer_command_line,
+        SELECT f.*, k.* EXCLUDE (pkey), wp.image AS writer_image, wpe.command_line AS writer_command_line,
                wp.pid AS writer_pid, wp.guid AS writer_guid
         FROM found f JOIN ctx k USING (pkey) LEFT JOIN proc wp ON wp.key = f.wkey
+        LEFT JOIN events wpe ON wpe.rowid = wp.erow
         ORDER BY first_time
     """
 
