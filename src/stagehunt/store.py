@@ -49,6 +49,11 @@ class EventStore:
         self._next_rowid = 0
 
     @property
+    def next_rowid(self) -> int:
+        """The rowid the next inserted event will get."""
+        return self._next_rowid
+
+    @property
     def tmpdir(self) -> Path:
         return Path(self._tmp.name)
 

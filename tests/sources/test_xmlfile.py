@@ -136,8 +136,8 @@ def test_security_4688_and_5156_read_like_their_nxlog_rows_but_keep_the_5156_pid
     assert proc_xml == proc_json
     assert (proc_xml["pid"], proc_xml["parent_pid"]) == (0x24F0, 0x1A34)
     assert proc_xml["image"] == "C:\\Windows\\System32\\cmstp.exe"
-    # the flat dialect cannot see 5156's `ProcessID` in NXLog JSON; the XML reader hands it over as ProcessId
-    assert net_json["pid"] is None and net_xml == dict(net_json, pid=3428)
+    # NXLog JSON spells 5156's pid `ProcessID` (a second read fills it); the XML reader hands it over as ProcessId
+    assert net_json["pid"] == 3428 and net_xml == net_json
     assert (net_xml["kind"], net_xml["direction"], net_xml["protocol"], net_xml["dst_ip"], net_xml["dst_port"]) == \
         ("network", "outbound", "tcp", "168.63.129.16", 80)
 
@@ -218,3 +218,22 @@ def test_one_line_export_longer_than_a_read_piece(tmp_path):
     rows, diag, _ = load(xml)
     assert diag.total == 0 and events(rows) == events(load(src)[0]) * copies
     assert {r["source_line"] for r in rows} == {1}
+
+
+def test_nxlog_5156_processid_spelling_is_read_beside_sysmon_processid_on_both_json_paths(tmp_path):
+    """Row i of the second read of `ProcessID` must land on row i: mixed files, clean or not."""
+    sysmon = {"EventID": 3, "Channel": "Microsoft-Windows-Sysmon/Operational", "Hostname": "ws1",
+              "UtcTime": "2026-11-01 00:00:00.000", "ProcessId": "11", "Image": "C:\\a.exe", "Initiated": "true",
+              "DestinationIp": "8.8.8.8", "DestinationPort": "443"}
+    security = {"EventID": 5156, "Channel": "Security", "Hostname": "ws2", "TimeCreated": "2026-11-01T00:00:01Z",
+                "ProcessID": "22", "Application": "\\device\\harddiskvolume2\\b.exe", "Direction": "%%14593",
+                "SourceAddress": "10.0.0.2", "DestAddress": "1.1.1.1", "DestPort": "80", "Protocol": "6"}
+    records = [sysmon, dict(security, ProcessID="22"), dict(sysmon, ProcessId="33"), dict(security, ProcessID="44")]
+    lines = [orjson.dumps(r) for r in records]
+    (tmp_path / "clean.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "blank.jsonl").write_bytes(b"\n".join(lines[:2]) + b"\n\n" + b"\n".join(lines[2:]) + b"\n")
+    for name, line_numbers in (("clean.jsonl", [1, 2, 3, 4]), ("blank.jsonl", [1, 2, 4, 5])):
+        rows, diag, _ = load_rows(tmp_path / name)
+        assert diag.total == 0
+        assert [(r["event_id"], r["pid"], r["source_line"]) for r in rows] == \
+            list(zip([3, 5156, 3, 5156], [11, 22, 33, 44], line_numbers, strict=True)), name

@@ -115,8 +115,8 @@ def _flat() -> Dialect:
         "host": 'coalesce("Hostname", "Computer")',
         "sys_time": 'coalesce("TimeCreated", "@timestamp")',
         # 4688's creator pid is `ProcessId` (hex); for Sysmon it is the process itself.
-        # 5156 names the connecting process `ProcessId` (some exports `ProcessID`, which DuckDB cannot
-        # read beside `ProcessId`: such 5156 rows have no pid and are grouped by image).
+        # 5156 names the connecting process `ProcessId` (NXLog exports `ProcessID`, which DuckDB cannot
+        # read beside `ProcessId`: jsonfile fills those pids with a second read of that key).
         "parent_pid": 'CASE WHEN "EventID" = \'4688\' THEN "ProcessId" ELSE "ParentProcessId" END',
         "pid": 'CASE WHEN "EventID" = \'4688\' THEN "NewProcessId" ELSE coalesce("ProcessId", "SourceProcessId") END',
         "user": 'coalesce("User", "SourceUser", CASE WHEN "SubjectUserName" IS NOT NULL THEN '

@@ -117,11 +117,34 @@ def _fast(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
             return False
     with ThreadPoolExecutor(max_workers=1) as pool:
         clean = pool.submit(_is_clean_jsonl, path)
+        base = store.next_rowid
         try:
             kept = store.insert_select(info, select_sql(dialect), [str(path)], keep=clean.result)
         except DATA_ERRORS:
             return False  # nothing inserted: the careful path finds the bad records, keeps the good ones
-    return kept is not None
+    if kept is None:
+        return False
+    if dialect == "flat":
+        _fill_5156_pids(store, base, kept, path)
+    return True
+
+
+def _fill_5156_pids(store: EventStore, base: int, n: int, source: Path) -> None:
+    """Security 5156 rows of a flat file (rowids base..base+n-1, row i = record i of `source`) that
+    spell their pid `ProcessID` (NXLog) get it. DuckDB's JSON reader takes key names case-insensitively
+    unique, so `ProcessID` cannot be read beside `ProcessId`: a second read of that one key, only for
+    files that hold such rows."""
+    if store.con.execute("SELECT 1 FROM events WHERE rowid >= ? AND rowid < ? AND event_id = 5156 "
+                         "AND provider = 'security' AND pid IS NULL LIMIT 1", [base, base + n]).fetchone() is None:
+        return
+    # a table keeps the file's order in its rowids (insertion order is preserved): row i = record i
+    store.con.execute("CREATE OR REPLACE TEMP TABLE _pids AS SELECT TRY_CAST(\"ProcessID\" AS BIGINT) AS pid "
+                      "FROM read_json(?, format='newline_delimited', records=true, "
+                      "columns={'ProcessID': 'VARCHAR'}, maximum_object_size=67108864)", [str(source)])
+    store.con.execute("UPDATE events SET pid = p.pid FROM (SELECT rowid + ? AS erow, pid FROM _pids) p "
+                      "WHERE events.rowid = p.erow AND events.event_id = 5156 AND events.provider = 'security' "
+                      "AND events.pid IS NULL", [base])
+    store.con.execute("DROP TABLE _pids")
 
 
 Triple = tuple[bytes, int | None, int | None]  # (record JSON, line, record number)
@@ -258,8 +281,11 @@ def _insert_chunk(store: EventStore, info: FileInfo, chunk: list, dialect: str, 
     tmp.write_bytes(b"\n".join(r for r, _, _ in chunk) + b"\n")
     origins = pa.table({"line": pa.array([ln for _, ln, _ in chunk], pa.int64()),
                         "record": pa.array([rn for _, _, rn in chunk], pa.int64())})
+    base = store.next_rowid
     try:
         store.insert_select(info, select_sql(dialect), [str(tmp)], origins)
+        if dialect == "flat":
+            _fill_5156_pids(store, base, len(chunk), tmp)
     except DATA_ERRORS as e:
         if len(chunk) == 1:
             _, ln, rn = chunk[0]
