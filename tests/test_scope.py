@@ -284,21 +284,41 @@ def test_address_like_text_never_raises_and_agrees_with_parse(text: str) -> None
     assert is_external(text, DEFAULT) == (a is not None and reference(a))
 
 
-# --- the fast IPv4 path used on the distinct addresses of a run agrees with classify -------------------
-@given(st.integers(0, 2**32 - 1), st.booleans())
-@settings(max_examples=2000, deadline=None)
-def test_counted_many_agrees_with_classify(n, count_internal):
-    from stagehunt.scope import ScopeClassifier
+# --- the SQL path used on the distinct addresses of a run agrees with classify ------------------------
+def sql_scope(cfg: ScopeConfig, ips: list[str]) -> dict[str, bool]:
+    """ip -> counted, as the engine decides it in DuckDB for network events to these addresses."""
+    import pyarrow as pa
 
-    cls = ScopeClassifier(ScopeConfig(count_internal=count_internal, home_networks=("20.0.0.0/8",),
-                                      external_networks=("10.9.0.0/16",)))
-    ip = str(ipaddress.IPv4Address(n))
-    assert cls.counted_many([ip, " " + ip, "::ffff:" + ip]) == [cls.is_external(ip)] * 3
+    from stagehunt import engine
+    from stagehunt.config import Config
+    from stagehunt.store import EventStore
+
+    with EventStore() as store:
+        info = store.begin_file("t", "flat")
+        store.insert_arrow(info, pa.table({"kind": ["network"] * len(ips), "remote_ip": ips}))
+        engine.build_ip_scope(store.con, Config(scope=cfg))
+        return dict(store.con.execute("SELECT ip, counted FROM ip_scope").fetchall())
 
 
-def test_counted_many_agrees_at_every_segment_boundary():
-    cls = ScopeClassifier(ScopeConfig(count_internal=True, home_networks=("20.0.0.0/8",)))
-    starts, _ = cls._ipv4_segments()
-    probes = [str(ipaddress.IPv4Address(x)) for s in starts for x in (s - 1, s, s + 1) if 0 <= x < 2**32]
-    assert len(probes) > 50
-    assert cls.counted_many(probes) == [cls.is_external(ip) for ip in probes]
+ODD = ScopeConfig(count_internal=False, home_networks=("20.0.0.0/8",), external_networks=("10.9.0.0/16",))
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=50), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_sql_scope_agrees_with_classify(ns, count_internal):
+    cfg = ScopeConfig(count_internal=count_internal, home_networks=ODD.home_networks,
+                      external_networks=ODD.external_networks)
+    cls = ScopeClassifier(cfg)
+    ips = [str(ipaddress.IPv4Address(n)) for n in ns]
+    # spellings the SQL path must leave to Python: blanks, leading zeros, IPv4-mapped, IPv6
+    ips += [" " + ips[0], ips[0].replace(".", ".0", 1), "::ffff:" + ips[0], "2001:db8::1", "fe80::1", "x"]
+    assert sql_scope(cfg, ips) == {ip: cls.is_external(ip) for ip in set(ips)}
+
+
+def test_sql_scope_agrees_at_every_segment_boundary():
+    for cfg in (ScopeConfig(count_internal=True, home_networks=("20.0.0.0/8",)), DEFAULT, ODD):
+        cls = ScopeClassifier(cfg)
+        starts, _ = cls.ipv4_segments()
+        probes = [str(ipaddress.IPv4Address(x)) for s in starts for x in (s - 1, s, s + 1) if 0 <= x < 2**32]
+        assert len(probes) > 50
+        assert sql_scope(cfg, probes) == {ip: cls.is_external(ip) for ip in probes}

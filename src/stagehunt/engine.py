@@ -32,15 +32,7 @@ def prepare(store: EventStore, cfg: Config) -> None:
     con = store.con
     con.execute(_MACROS)
     processes.build(con)
-    ips = [r[0] for r in con.execute(
-        "SELECT DISTINCT remote_ip FROM events WHERE kind = 'network' AND remote_ip IS NOT NULL").fetchall()]
-    classify = scope.classifier(cfg.scope)
-    counted = classify.counted_many(ips)
-    if cfg.exclusions.destinations:  # decided only for addresses that would count
-        dropped = exclusions.Exclusions(cfg.exclusions).excluded_destinations(
-            [ip for ip, c in zip(ips, counted, strict=True) if c])
-        counted = [c and ip not in dropped for ip, c in zip(ips, counted, strict=True)]
-    _table(con, "ip_scope", {"ip": ips, "counted": counted}, {"ip": pa.string(), "counted": pa.bool_()})
+    build_ip_scope(con, cfg)
     processes.build_connections(con, cfg.exclusions.ports)
     # per networked process: its context from its start event, else what its connections say
     con.execute("""
@@ -59,6 +51,39 @@ def prepare(store: EventStore, cfg: Config) -> None:
         FROM c LEFT JOIN proc p ON p.key = c.pkey LEFT JOIN events e ON e.rowid = p.erow
     """)
     _mark_excluded(con, cfg)
+
+
+# A dotted IPv4 address as inet_pton reads it (no leading zeros), and its value as an integer.
+_DOTTED = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+_AS_INT = " + ".join(f"(string_split(ip, '.')[{i + 1}]::UBIGINT << {24 - 8 * i})" for i in range(4))
+
+
+def build_ip_scope(con, cfg: Config) -> None:
+    """`ip_scope(ip, counted)`: one row per distinct remote address of a network event. Dotted IPv4
+    (nearly all traffic) is decided in SQL against the classifier's own IPv4 segments; anything else
+    (IPv6, odd spellings) by the classifier in Python. Destination exclusions apply to counted ones."""
+    classify = scope.classifier(cfg.scope)
+    starts, values = classify.ipv4_segments()
+    _table(con, "ipv4_segments", {"start": starts, "counted": values}, {"start": pa.uint64(), "counted": pa.bool_()})
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _remote AS
+        SELECT ip, regexp_full_match(ip, '{_DOTTED}') AS dotted
+        FROM (SELECT DISTINCT remote_ip AS ip FROM events WHERE kind = 'network' AND remote_ip IS NOT NULL)
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ip_scope AS
+        SELECT r.ip, s.counted FROM (SELECT ip, {_AS_INT} AS n FROM _remote WHERE dotted) r
+        ASOF JOIN ipv4_segments s ON r.n >= s.start
+    """)
+    others = [r[0] for r in con.execute("SELECT ip FROM _remote WHERE NOT dotted").fetchall()]
+    if others:
+        _table(con, "_others", {"ip": others, "counted": [classify.is_external(ip) for ip in others]},
+               {"ip": pa.string(), "counted": pa.bool_()})
+        con.execute("INSERT INTO ip_scope SELECT * FROM _others")
+    if cfg.exclusions.destinations:  # decided only for addresses that would count
+        counted = [r[0] for r in con.execute("SELECT ip FROM ip_scope WHERE counted").fetchall()]
+        dropped = sorted(exclusions.Exclusions(cfg.exclusions).excluded_destinations(counted))
+        con.execute("UPDATE ip_scope SET counted = false WHERE ip IN (SELECT unnest(?::VARCHAR[]))", [dropped])
 
 
 def _mark_excluded(con, cfg: Config) -> None:
