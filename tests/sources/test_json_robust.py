@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from stagehunt import sources
@@ -371,3 +371,30 @@ def test_a_missing_long_path_is_still_one_line(tmp_path: Path) -> None:
     err = res.stderr.decode()
     assert "Traceback" not in err
     assert err.splitlines() == [f"stagehunt: error: {missing}: no such file or directory"]
+
+
+# -- the cleanliness check that lets DuckDB number the lines maps the file a window at a time ----------------
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=st.lists(st.integers(1, 3000), min_size=1, max_size=12),
+       odd=st.lists(st.tuples(st.integers(0, 11), st.sampled_from([b"", b" {}", b"null", b"\r"])), max_size=2),
+       final_newline=st.booleans())
+@example(lengths=[5], odd=[(1, b"\r")], final_newline=False)  # a last line that is not a record, no final newline
+def test_the_windowed_cleanliness_check_sees_a_bad_line_wherever_the_windows_fall(lengths, odd, final_newline):
+    """Lines of every length around the 4 KiB window edges; a blank, indented or non-object line anywhere."""
+    from stagehunt.sources.jsonfile import _is_clean_jsonl
+
+    lines = [b'{"k":"' + b"x" * (n - 1) + b'"}' for n in lengths]
+    for at, text in odd:
+        lines.insert(at % (len(lines) + 1), text)
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    # every line but the last starts with `{` (and so does the last one, unless it is the empty one after
+    # the final newline, or the blank one after it, which DuckDB skips without shifting any line number)
+    body = data[:-1] if data.endswith(b"\n") else data
+    expected = all(line.startswith(b"{") for line in body.split(b"\n")[:-1]) and \
+        (body.split(b"\n")[-1].startswith(b"{") or (data.endswith(b"\n") and body.split(b"\n")[-1] in (b"",)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w.jsonl"
+        path.write_bytes(data)
+        assert _is_clean_jsonl(path, window=4096) == expected
+        assert _is_clean_jsonl(path) == expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -82,16 +83,28 @@ def select_sql(dialect: str) -> str:
 _NOT_ONE_RECORD_PER_LINE = re.compile(rb"\n[^{]")
 
 
-def _is_clean_jsonl(path: Path) -> bool:
+_WINDOW = 64 << 20  # bytes mapped at a time (a multiple of mmap.ALLOCATIONGRANULARITY)
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map the pages in one go, not one fault per page
+
+
+def _is_clean_jsonl(path: Path, window: int = _WINDOW) -> bool:
     """True when every line starts a record (no blank, indented or non-object lines), so DuckDB's row
-    order gives line numbers. One regex pass over the mapped file (no copies): it runs beside DuckDB's
-    load, which releases the GIL."""
+    order gives line numbers. One regex pass over the file mapped a window at a time (no copies, and
+    mapped pages never add more than a window to the resident set); it runs beside DuckDB's load,
+    which releases the GIL."""
     with open(path, "rb") as f:
         if f.read(1) != b"{":
             return False
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            # a final newline ends the last line; it does not start a new one
-            return _NOT_ONE_RECORD_PER_LINE.search(mm, 0, len(mm) - 1) is None
+        size = os.fstat(f.fileno()).st_size
+        f.seek(size - 1)
+        end = size - (f.read(1) == b"\n")  # a final newline ends the last line; it does not start a new one
+        for off in range(0, end, window):
+            length = min(window + 1, size - off)  # one byte more: a match across the window's edge
+            with mmap.mmap(f.fileno(), length, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ,
+                           offset=off) as mm:
+                if _NOT_ONE_RECORD_PER_LINE.search(mm, 0, min(length, end - off)):
+                    return False
+    return True
 
 
 def load_json(store: EventStore, path: Path, name: str, dialect: str | None, diag: Diagnostics) -> FileInfo:
