@@ -398,3 +398,52 @@ def test_the_windowed_cleanliness_check_sees_a_bad_line_wherever_the_windows_fal
         path.write_bytes(data)
         assert _is_clean_jsonl(path, window=4096) == expected
         assert _is_clean_jsonl(path) == expected
+
+
+# -- pretty-printed objects one after another (`jq .`, PowerShell ConvertTo-Json, json.dump(indent=2)) --------
+
+def _pretty(records: list[dict[str, Any]], indent: int = 2, newline: bytes = b"\n") -> tuple[bytes, list[int]]:
+    """The stream's bytes and the line each object starts on."""
+    import json
+
+    out, starts, line = [], [], 1
+    for rec in records:
+        text = json.dumps(rec, indent=indent).encode().replace(b"\n", newline) + newline
+        starts.append(line)
+        line += text.count(b"\n")
+        out.append(text)
+    return b"".join(out), starts
+
+
+@pytest.mark.parametrize("dialect", ["flat", "ecs", "sumo-cse"])
+def test_a_stream_of_pretty_printed_objects_is_read_with_the_line_each_starts_on(tmp_path: Path, dialect: str):
+    data, starts = _pretty([RECORDS[dialect](m) for m in (1, 2, 3)])
+    path = tmp_path / "jq.json"
+    path.write_bytes(data)
+    rows, diag, infos = _load(path)
+    assert infos[0].format == dialect and diag.total == 0
+    assert [(line, record) for _, line, record, _, _ in rows] == [(s, None) for s in starts]
+    assert starts[1] > 3  # really several lines per object
+
+
+def test_one_pretty_printed_object_powershell_style_with_bom_and_crlf(tmp_path: Path) -> None:
+    data, _ = _pretty([RECORDS["flat"](7)], indent=4, newline=b"\r\n")
+    path = tmp_path / "event.json"
+    path.write_bytes(b"\xef\xbb\xbf" + data)
+    rows, diag, infos = _load(path)
+    assert infos[0].format == "flat" and diag.total == 0
+    assert [(line, pid) for _, line, _, pid, _ in rows] == [(1, 7)]
+
+
+def test_a_damaged_pretty_object_costs_only_itself_and_a_cut_one_is_reported(tmp_path: Path) -> None:
+    data, starts = _pretty([RECORDS["flat"](m) for m in (1, 2, 3, 4)])
+    lines = data.split(b"\n")
+    lines[starts[1]] = lines[starts[1]].replace(b'":', b'"', 1)  # object 2: a colon lost on its second line
+    cut = b"\n".join(lines[:starts[3] + 2])  # object 4: the file ends two lines into it
+    path = tmp_path / "damaged.json"
+    path.write_bytes(cut)
+    rows, diag, _ = _load(path)
+    assert [(line, pid) for _, line, _, pid, _ in rows] == [(starts[0], 1), (starts[2], 3)]
+    assert [p.line for p in diag.problems] == [starts[1], starts[3]]
+    assert "malformed JSON object" in diag.problems[0].message
+    assert "not closed at the end of the file" in diag.problems[1].message

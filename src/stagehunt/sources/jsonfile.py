@@ -37,11 +37,14 @@ def first_record(path: Path) -> dict | None:
     """The first JSON record of a file (line or array element), for sniffing; None if none parses.
 
     With one record per line, the first line that parses as an object: a file whose first line was cut
-    (log rotation, `tail -c`, a partial copy) or damaged is still recognised. A pretty-printed document
-    (first line `{` or `[` alone) is parsed whole, and line by line only if that fails."""
+    (log rotation, `tail -c`, a partial copy) or damaged is still recognised. Pretty-printed objects
+    (first line `{` alone) give their first object; a pretty-printed array (first line `[` alone) is parsed
+    whole, and line by line only if that fails."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
     text = head.removeprefix(_BOM).lstrip(b" \t\r\n")  # the BOM as a sequence, not its bytes
+    if _is_pretty_stream(text):
+        return next((orjson.loads(r) for r, _, _ in _pretty_records(path, lambda *_: None)), None)
     if text.startswith(b"["):
         text = text[1:].lstrip()
     pretty = text.split(b"\n", 1)[0].strip() in (b"{", b"[")
@@ -171,6 +174,9 @@ def _records(path: Path, name: str, diag: Diagnostics) -> Iterator[Triple]:
 
     with open(path, "rb") as f:
         head = f.read(4096).removeprefix(_BOM).lstrip(b" \t\r\n")
+    if _is_pretty_stream(head):
+        yield from _pretty_records(path, report)
+        return
     if not head.startswith(b"["):
         yield from _line_records(path, report)
         return
@@ -222,6 +228,54 @@ def _line_records(path: Path, report: Report) -> Iterator[Triple]:
                 report("not a JSON object", ln, None)
                 continue
             yield orjson.dumps(rec), ln, None
+
+
+def _is_pretty_stream(head: bytes) -> bool:
+    """Pretty-printed objects, one after another (`jq .`, `ConvertTo-Json`, `json.dump(indent=...)`):
+    the first line holds nothing but the `{` that opens the first object."""
+    return head.split(b"\n", 1)[0].strip() == b"{"
+
+
+def _pretty_records(path: Path, report: Report) -> Iterator[Triple]:
+    """Each top-level object of a pretty-printed stream, numbered by the line it starts on. A top-level
+    object opens with `{` in the first column and closes with `}` in the first column (its content is
+    indented); one that does not parse, or is cut by the next one or by the end of the file, is reported
+    with its first line, and the objects around it are kept."""
+    start: int | None = None
+    buf: list[bytes] = []
+
+    def finish() -> Iterator[Triple]:
+        try:
+            rec = orjson.loads(b"\n".join(buf))
+        except orjson.JSONDecodeError as e:
+            report(f"malformed JSON object: {e}", start, None)
+            return
+        if isinstance(rec, dict):
+            yield orjson.dumps(rec), start, None
+        else:
+            report("not a JSON object", start, None)
+
+    with open(path, "rb") as f:
+        for ln, raw in enumerate(f, 1):
+            line = raw.rstrip(b"\r\n")
+            if ln == 1:
+                line = line.removeprefix(_BOM)
+            if line.startswith(b"{"):
+                if start is not None:
+                    report("JSON object is not closed before the next one starts", start, None)
+                start, buf = ln, [line]
+                if line.rstrip().endswith(b"}") and _parses(line):  # a whole object on its line
+                    yield from finish()
+                    start = None
+            elif start is not None:
+                buf.append(line)
+                if line.startswith(b"}"):
+                    yield from finish()
+                    start = None
+            elif line.strip():
+                report("text outside any JSON object", ln, None)
+    if start is not None:
+        report("JSON object is not closed at the end of the file (file truncated?)", start, None)
 
 
 def _array_items(items: Iterable[tuple[int, Any]], report: Report) -> Iterator[Triple]:
