@@ -151,3 +151,16 @@ def test_a_baseline_remembers_what_was_normal_before(tmp_path):
     [alone] = hunt([day2])
     assert any(b["reason"].startswith("prevalence not informative") for b in alone.score_breakdown)
     assert remembered.score < alone.score
+
+
+@pytest.mark.parametrize("name, revocation", [
+    ("ocsp.digicert.com", True), ("crl3.digicert.com", True), ("r3.o.lencr.org", True), ("x1.c.lencr.org", True),
+    ("r3.i.lencr.org", True), ("status.rapidssl.com", True), ("status.geotrust.com", True), ("s.symcd.com", True),
+    ("aia.entrust.net", True), ("ctldl.windowsupdate.com", True),
+    ("status.example-c2.com", False), ("lencr.org.evil.example", False), ("symcd.com.evil.example", False),
+    ("api.github.com", False), ("o.lencr.org.example", False),
+])
+def test_revocation_names(name, revocation):
+    from stagehunt.scoring import REVOCATION
+
+    assert bool(REVOCATION.search(name)) is revocation

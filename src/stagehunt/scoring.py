@@ -27,9 +27,12 @@ from stagehunt.config import Config, ScoringConfig
 from stagehunt.findings import Finding
 
 # Certificate revocation and trust-list endpoints, by the names CAs give them (any label with "ocsp",
-# crl/crl3/crls, ctldl, cacerts, pki; Let's Encrypt's OCSP lives under o.lencr.org).
-REVOCATION = re.compile(r"(^|\.)([a-z0-9-]*ocsp[a-z0-9-]*|crls?[0-9]*|ctldl|cacerts?|pki)\.|(^|\.)o\.lencr\.org$",
-                        re.I)
+# crl/crl3/crls, ctldl, cacerts, pki, aia); Let's Encrypt's OCSP, CRLs and issuer certificates live under
+# o./c./i.lencr.org; some CAs answer OCSP on status.<ca>.com or *.symcd.com (these only under the CA's domain).
+REVOCATION = re.compile(
+    r"(^|\.)([a-z0-9-]*ocsp[a-z0-9-]*|crls?[0-9]*|ctldl|cacerts?|pki|aia[0-9]*)\."
+    r"|(^|\.)[oci]\.lencr\.org$|(^|\.)status\.(rapidssl|geotrust|thawte|digicert|verisign)\.com$|\.symcd\.com$",
+    re.I)
 INTERPRETERS = frozenset({
     "powershell.exe", "pwsh.exe", "pwsh", "cmd.exe", "wscript.exe", "cscript.exe", "mshta.exe", "rundll32.exe",
     "regsvr32.exe", "certutil.exe", "bitsadmin.exe", "msbuild.exe", "installutil.exe", "regasm.exe", "regsvcs.exe",
