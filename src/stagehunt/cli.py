@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -75,13 +76,33 @@ def load_inputs(store: EventStore, paths: list[str], fmt: str, diag: Diagnostics
         with Progress(TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(),
                       TimeRemainingColumn(), console=err, transient=True) as bar:
             task = bar.add_task("", total=total)
-            done = {"n": 0}
+            before, size = [0], [0]  # bytes of the files already read; size of the one being read
 
             def on_file(inp: sources.Input) -> None:
-                bar.update(task, completed=done["n"], description=escape.terminal(Path(inp.name).name)[:40])
-                done["n"] += inp.path.stat().st_size
+                before[0] += size[0]
+                size[0] = inp.path.stat().st_size
+                bar.update(task, completed=before[0], description=escape.terminal(Path(inp.name).name)[:40])
 
-            sources.load(store, inputs, fmt, diag, on_file)
+            # within a file, DuckDB's own progress through the statement reading it (one big file
+            # would otherwise sit at 0 % until it is done)
+            store.con.execute("SET enable_progress_bar = true")
+            store.con.execute("SET enable_progress_bar_print = false")
+            stop = threading.Event()
+
+            def poll() -> None:
+                while not stop.wait(0.25):
+                    pct = store.con.query_progress()
+                    if pct >= 0:
+                        bar.update(task, completed=before[0] + size[0] * min(pct, 100.0) / 100)
+
+            poller = threading.Thread(target=poll, daemon=True)
+            poller.start()
+            try:
+                sources.load(store, inputs, fmt, diag, on_file)
+            finally:
+                stop.set()
+                poller.join()
+                store.con.execute("SET enable_progress_bar = false")
     else:
         sources.load(store, inputs, fmt, diag)
 
