@@ -447,3 +447,40 @@ def test_a_damaged_pretty_object_costs_only_itself_and_a_cut_one_is_reported(tmp
     assert [p.line for p in diag.problems] == [starts[1], starts[3]]
     assert "malformed JSON object" in diag.problems[0].message
     assert "not closed at the end of the file" in diag.problems[1].message
+
+
+@pytest.mark.parametrize("dialect", sorted(RECORDS))
+@FUZZ
+@given(objects=st.lists(st.sampled_from(["good", "good", "colon", "comma", "cut", "garbage", "scalar"]),
+                        min_size=1, max_size=8))
+def test_damaged_pretty_streams_keep_every_good_object_and_report_every_bad_one(dialect: str, objects: list[str]):
+    """Each object is loaded at the line it starts on or reported at that line; nothing is both or neither."""
+    import json
+
+    chunks, starts, kinds, line = [], [], [], 1
+    for i, kind in enumerate(objects, 1):
+        text = json.dumps(RECORDS[dialect](i), indent=2)
+        if kind == "colon":
+            text = text.replace('":', '"', 1)
+        elif kind == "comma":
+            text = text.replace(",\n", "\n", 1)
+        elif kind == "cut" and i < len(objects):  # the next object starts before this one closes
+            text = text.rsplit("\n", 1)[0]
+        elif kind == "garbage":
+            text = text.replace('"', "\x00", 2)
+        elif kind == "scalar":
+            text = "{\n  \"EventID\"\n}"  # `{` ... `}` in the first column, but no valid object between
+        chunks.append(text + "\n")
+        starts.append(line)
+        # `cut` on the last object leaves it whole: nothing follows to cut it
+        kinds.append("good" if kind == "good" or (kind == "cut" and i == len(objects)) else "bad")
+        line += chunks[-1].count("\n")
+    data = "".join(chunks).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pretty.json"
+        path.write_bytes(data)
+        rows, diag, _ = _load(path, dialect)
+    loaded = [r[1] for r in rows]
+    reported = [p.line for p in diag.problems]
+    assert loaded == [s for s, k in zip(starts, kinds, strict=True) if k == "good"]
+    assert reported == [s for s, k in zip(starts, kinds, strict=True) if k == "bad"]
