@@ -18,7 +18,6 @@ from publicsuffixlist import PublicSuffixList
 
 from stagehunt.store import canonical_ip
 
-_psl = PublicSuffixList()
 _IPISH = re.compile(r"^[0-9a-fA-F:.\[\]%]+$")
 
 
@@ -27,7 +26,12 @@ def registrable(name: str) -> str:
     """The registrable domain of a host name (`raw.githubusercontent.com` stays itself; `ocsp.digicert.com`
     -> `digicert.com`); the name itself when the list does not know its suffix."""
     n = name.strip().rstrip(".").lower()
-    return _psl.privatesuffix(n) or n
+    return _public_suffixes().privatesuffix(n) or n
+
+
+@lru_cache(maxsize=1)
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # parsing the list takes ~60 ms: only when a finding has names to group
 
 
 def build_names(con: duckdb.DuckDBPyConnection) -> None:
