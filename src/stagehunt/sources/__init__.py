@@ -63,7 +63,7 @@ READERS: dict[str, Loader] = {
 
 FORMAT_HELP = {
     "auto": "sniff each file",
-    "json": "JSON lines or array, dialect sniffed per file",
+    "json": "JSON lines, an array, or pretty-printed objects; dialect sniffed per file",
     **{name: d.description for name, d in DIALECTS.items()},
     "evtx": "Windows EVTX (Sysmon Operational, Security 4688/5156)",
     "xml": "Windows Event XML (wevtutil / Get-WinEvent exports)",
