@@ -103,8 +103,12 @@ def _is_clean_jsonl(path: Path, window: int = _WINDOW) -> bool:
         end = size - (f.read(1) == b"\n")  # a final newline ends the last line; it does not start a new one
         for off in range(0, end, window):
             length = min(window + 1, size - off)  # one byte more: a match across the window's edge
-            with mmap.mmap(f.fileno(), length, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ,
-                           offset=off) as mm:
+            try:
+                mm = mmap.mmap(f.fileno(), length, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ,
+                               offset=off)
+            except (OSError, ValueError):  # not mappable (a pipe, a special file system): read it carefully
+                return False
+            with mm:
                 if _NOT_ONE_RECORD_PER_LINE.search(mm, 0, min(length, end - off)):
                     return False
     return True
