@@ -111,7 +111,7 @@ def _open_baseline(con: duckdb.DuckDBPyConnection, path: str) -> str:
     con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS baseline")
     con.execute("CREATE TABLE IF NOT EXISTS baseline.seen (image VARCHAR, ip VARCHAR, host VARCHAR, "
                 "first_seen TIMESTAMP DEFAULT now(), PRIMARY KEY (image, ip, host))")
-    return f"({SEEN_NOW} UNION SELECT image, ip, host FROM baseline.seen)"
+    return "(SELECT * FROM seen_now UNION SELECT image, ip, host FROM baseline.seen)"
 
 
 def _prevalence_counts(con: duckdb.DuckDBPyConnection, findings: list[Finding], ctx: Context,
@@ -149,7 +149,9 @@ def _prevalence_counts(con: duckdb.DuckDBPyConnection, findings: list[Finding], 
 def rank(con: duckdb.DuckDBPyConnection, findings: list[Finding], cfg: Config) -> list[Finding]:
     """Score every finding in place (suppressing benign ones) and return them best first. With
     [scoring] baseline, prevalence also counts earlier runs, and this run is added to the baseline."""
-    seen = _open_baseline(con, cfg.scoring.baseline) if cfg.scoring.baseline else f"({SEEN_NOW})"
+    if findings or cfg.scoring.baseline:  # what this run saw, once: the prevalence queries read it three times
+        con.execute(f"CREATE OR REPLACE TEMP TABLE seen_now AS {SEEN_NOW}")
+    seen = _open_baseline(con, cfg.scoring.baseline) if cfg.scoring.baseline else "seen_now"
     try:
         if findings:
             infra.build_names(con)
@@ -161,7 +163,7 @@ def rank(con: duckdb.DuckDBPyConnection, findings: list[Finding], cfg: Config) -
             findings.sort(key=lambda f: (f.suppressed, -(f.score or 0), f.first_contact or "", f.detection_type,
                                          f.host or "", f.process_guid or "", f.pid or 0, f.image or ""))
         if cfg.scoring.baseline:
-            con.execute(f"INSERT INTO baseline.seen (image, ip, host) {SEEN_NOW} ON CONFLICT DO NOTHING")
+            con.execute("INSERT INTO baseline.seen (image, ip, host) SELECT * FROM seen_now ON CONFLICT DO NOTHING")
     finally:
         if cfg.scoring.baseline:
             con.execute("DETACH baseline")
