@@ -92,14 +92,18 @@ def _mark_excluded(con, cfg: Config) -> None:
     images = [r[0] for r in con.execute("SELECT DISTINCT image FROM ctx WHERE image IS NOT NULL").fetchall()]
     bad_images = sorted(exclusions.Exclusions(ex).excluded_images(images))
     _table(con, "excluded_images", {"image": bad_images}, {"image": pa.string()})
-    hashes = [h.lower() for h in ex.hashes]
-    con.execute("""
-        UPDATE ctx SET excluded = true
-        WHERE image IN (SELECT image FROM excluded_images)
-           OR lower("user") IN (SELECT unnest(?::VARCHAR[]))
-           OR host IN (SELECT unnest(?::VARCHAR[]))
-           OR list_has_any(regexp_extract_all(lower(coalesce(hashes, '')), '=([0-9a-f]+)', 1), ?::VARCHAR[])
-    """, [[u.lower() for u in ex.users], [h.lower() for h in ex.hosts], hashes])
+    # only the kinds of exclusion configured are tested (the hash one runs a regex over every Hashes field)
+    tests = ["image IN (SELECT image FROM excluded_images)"] if bad_images else []
+    params: list[list[str]] = []
+    for test, values in (("lower(\"user\") IN (SELECT unnest(?::VARCHAR[]))", [u.lower() for u in ex.users]),
+                         ("host IN (SELECT unnest(?::VARCHAR[]))", [h.lower() for h in ex.hosts]),
+                         ("list_has_any(regexp_extract_all(lower(coalesce(hashes, '')), '=([0-9a-f]+)', 1), "
+                          "?::VARCHAR[])", [h.lower() for h in ex.hashes])):
+        if values:
+            tests.append(test)
+            params.append(values)
+    if tests:
+        con.execute(f"UPDATE ctx SET excluded = true WHERE {' OR '.join(tests)}", params)
 
 
 def run(store: EventStore, cfg: Config, detections: list[str] | None = None) -> list[Finding]:
