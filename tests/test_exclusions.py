@@ -250,3 +250,34 @@ def test_exclusions_bundle_works_on_distinct_values_and_joins_in_duckdb() -> Non
     kept = con.execute("SELECT DISTINCT image FROM ctx WHERE image NOT IN (SELECT image FROM excluded_images) "
                        "ORDER BY image").fetchall()
     assert kept == [(r"C:\Tools\sub\b.exe",), (r"C:\x\payload.exe",)]
+
+
+@pytest.mark.parametrize("kind, value", [
+    ("users", r"corp\SVC_BACKUP"), ("hosts", "ws2"), ("hashes", "AAAA1111"), ("images", "agent.exe"), (None, None),
+    ("all", None),
+])
+def test_each_exclusion_kind_removes_exactly_its_process_from_a_hunt(tmp_path, kind, value) -> None:
+    """Through the engine: only the configured kind is tested, and it removes only the process it names."""
+    from builders import T0, conn, guid, minutes, start, write
+
+    from stagehunt import Config, hunt
+
+    procs = {  # (host, image, user, hashes)
+        "svc": ("WS1", r"C:\Tools\backup.exe", r"CORP\svc_backup", "SHA256=bbbb2222"),
+        "ws2": ("WS2", r"C:\Tools\updater.exe", r"CORP\alice", "SHA256=cccc3333"),
+        "hash": ("WS1", r"C:\Tools\sync.exe", r"CORP\alice", "MD5=DDDD,SHA256=AAAA1111"),
+        "agent": ("WS1", r"C:\Program Files\Vendor\agent.exe", r"CORP\alice", "SHA256=eeee4444"),
+    }
+    evs = []
+    for n, (host, image, user, hashes) in enumerate(procs.values()):
+        g = guid()
+        evs.append(start(T0, image, 100 + n, pg=g, host=host, user=user, hashes=hashes))
+        evs += [conn(T0 + minutes(1 + i), image, 100 + n, f"185.220.{n}.{i + 1}", pg=g, host=host, user=user)
+                for i in range(3)]
+    every = {"users": [r"corp\SVC_BACKUP"], "hosts": ["ws2"], "hashes": ["AAAA1111"], "images": ["agent.exe"]}
+    cfg = Config() if kind is None else Config().with_overrides(
+        exclusions=every if kind == "all" else {kind: [value]})
+    found = {f.image for f in hunt([write(tmp_path / "e.jsonl", evs)], cfg) if f.detection_type == "multi_stage_c2"}
+    gone = {"users": {"svc"}, "hosts": {"ws2"}, "hashes": {"hash"}, "images": {"agent"},
+            "all": set(procs)}.get(kind, set())
+    assert found == {image for name, (_, image, _, _) in procs.items() if name not in gone}
