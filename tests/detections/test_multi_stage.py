@@ -173,3 +173,18 @@ def test_the_same_log_read_twice_is_still_one_process(tmp_path):
     a, b = write(tmp_path / "a.jsonl", evs), write(tmp_path / "b.jsonl", evs)
     [f] = hunt([a, b])
     assert f.command_line == "powershell -enc AAAA" and f.ip_list == ["8.8.8.8", "9.9.9.9"]
+
+
+def test_handoff_through_two_intermediates_names_them_in_order(tmp_path):
+    ps, cmd, ws, stage2 = guid(), guid(), guid(), guid()
+    cmd_img, ws_img = r"C:\Windows\System32\cmd.exe", r"C:\Windows\System32\wscript.exe"
+    s2 = r"C:\Users\bob\AppData\Local\Temp\stage2.exe"
+    evs = [start(T0, PS, 40, pg=ps), conn(T0 + minutes(1), PS, 40, "8.8.8.8", pg=ps),
+           start(T0 + minutes(2), cmd_img, 41, pg=cmd, pguid=ps, parent_image=PS, ppid=40),
+           start(T0 + minutes(3), ws_img, 42, pg=ws, pguid=cmd, parent_image=cmd_img, ppid=41),
+           start(T0 + minutes(4), s2, 43, pg=stage2, pguid=ws, parent_image=ws_img, ppid=42),
+           conn(T0 + minutes(5), s2, 43, "9.9.9.9", pg=stage2)]
+    [h] = of_type(run(tmp_path, evs), "parent_child_handoff")
+    assert (h.image, h.parent_image) == (s2, PS)
+    assert any("generation-3 descendant of powershell.exe (pid 40) via cmd.exe -> wscript.exe" in r for r in h.reasons)
+    assert of_type(run(tmp_path, evs, detection={"handoff_depth": 2}), "parent_child_handoff") == []

@@ -63,8 +63,9 @@ def sql(cfg: Config) -> str:
             JOIN conn c ON c.pkey = cl.k GROUP BY cl.desc_key
         )
         SELECT cl.*, cs.* EXCLUDE (desc_key),
-               (SELECT list(base_name_of(p.image) ORDER BY list_position(cl.via, p.key) DESC) FROM proc p
-                WHERE list_contains(cl.via, p.key)) AS via_images,
+               (SELECT list(base_name_of(p.image) ORDER BY v.pos DESC)  -- an equi-join: no scan of proc per row
+                FROM (SELECT unnest(cl.via) AS key, generate_subscripts(cl.via, 1) AS pos) v
+                JOIN proc p ON p.key = v.key) AS via_images,
                k.* EXCLUDE (pkey),
                a.image AS anc_image, a.command_line AS anc_command_line, a.pid AS anc_pid, a.guid AS anc_guid,
                a.start_file AS anc_start_file, a.start_line AS anc_start_line, a.start_record AS anc_start_record,
