@@ -87,3 +87,45 @@ def test_strict_fails_on_a_bad_line(tmp_path):
     assert hunt(str(bad), "-O", "jsonl").returncode == 0
     res = hunt(str(bad), "-O", "jsonl", "--strict")
     assert res.returncode == 2 and f"{bad}:19" in res.stderr.decode()
+
+
+def _in_a_terminal(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin, stdout and stderr; (exit code, everything it wrote)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "stagehunt.cli", *args], stdin=slave, stdout=slave,
+                            stderr=slave, cwd=cwd, env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(slave)
+    out = bytearray()
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(timeout=120), out.decode(errors="replace")
+
+
+def test_on_a_terminal_reading_shows_a_progress_bar_and_still_finds(tmp_path):
+    """The progress path (a bar, DuckDB's progress polled while a file loads) runs only on a terminal."""
+    from builders import T0, conn, guid, minutes, start, write
+
+    g = guid()
+    image = r"C:\Users\bob\AppData\Local\Temp\upd.exe"
+    evs = [start(T0, image, 9, pg=g)]
+    # big enough that the load outlasts a few polls of DuckDB's progress (every 0.25 s)
+    evs += [conn(T0 + minutes(i / 1000), r"C:\Tools\agent.exe", 7, "10.1.1.1") for i in range(250_000)]
+    evs += [conn(T0 + minutes(n), image, 9, ip, pg=g) for n, ip in ((1, "185.220.101.33"), (2, "45.137.21.9"))]
+    write(tmp_path / "big.jsonl", evs)
+    code, out = _in_a_terminal(["hunt", "big.jsonl"], tmp_path)
+    assert code == 0, out
+    assert "reading" in out and "big.jsonl" in out  # the bar, naming the file
+    assert "upd.exe" in out and "1 finding(s) from 250003 event(s)" in out, out[-2000:]
+    assert "Traceback" not in out and "Exception in thread" not in out, out[-2000:]
