@@ -253,6 +253,25 @@ def _jsonl(path: Path, markers: list[int]) -> Path:
     return path
 
 
+@pytest.mark.parametrize("clean", [True, False], ids=["fast path", "careful path"])
+def test_a_record_larger_than_duckdbs_default_object_size_is_read_whole(tmp_path: Path, clean: bool) -> None:
+    """DuckDB's JSON reader defaults to 16 MiB objects; we do not raise it (its buffers cost memory and time),
+    so a bigger record must still load in full, cited by its own line, whichever path reads the file."""
+    big = RECORDS["flat"](2) | {"EventID": 1, "CommandLine": "x" * (17 << 20)}
+    lines = [orjson.dumps(RECORDS["flat"](1)), orjson.dumps(big), orjson.dumps(RECORDS["flat"](3))]
+    if not clean:
+        lines.insert(1, b"")  # a blank line: no longer one record per line
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    diag = Diagnostics()
+    with EventStore() as store:
+        sources.load(store, list(sources.expand([str(path)], store.tmpdir)), "auto", diag)
+        rows = store.con.execute("SELECT source_line, pid, length(command_line) FROM events ORDER BY rowid").fetchall()
+    second = 3 if not clean else 2
+    assert diag.total == 0
+    assert rows == [(1, 1, None), (second, 2, 17 << 20), (second + 1, 3, None)]
+
+
 def test_json_array_records_are_numbered_from_one_and_bad_elements_reported(tmp_path: Path) -> None:
     path = tmp_path / "export.json"
     path.write_bytes(orjson.dumps([RECORDS["flat"](1), "not an object", RECORDS["ecs"](3) | {"EventID": 3},

@@ -77,8 +77,7 @@ def select_sql(dialect: str) -> str:
     """SELECT of canonical columns from read_json(?) in `dialect` (one parameter: the file path)."""
     d = DIALECTS[dialect]
     return canonical_sql(f"SELECT {d.raw_select_sql()} FROM (SELECT *{d.lets_sql()} FROM read_json(?, "
-                         f"format='newline_delimited', records=true, columns={d.columns_sql()}, "
-                         "maximum_object_size=67108864))")
+                         f"format='newline_delimited', records=true, columns={d.columns_sql()}))")
 
 
 # A line that does not start with `{`: blank, indented, or no object at all (DuckDB would load a `null`
@@ -160,7 +159,7 @@ def _fill_5156_pids(store: EventStore, base: int, n: int, source: Path) -> None:
     # a table keeps the file's order in its rowids (insertion order is preserved): row i = record i
     store.con.execute("CREATE OR REPLACE TEMP TABLE _pids AS SELECT TRY_CAST(\"ProcessID\" AS BIGINT) AS pid "
                       "FROM read_json(?, format='newline_delimited', records=true, "
-                      "columns={'ProcessID': 'VARCHAR'}, maximum_object_size=67108864)", [str(source)])
+                      "columns={'ProcessID': 'VARCHAR'})", [str(source)])
     store.con.execute("UPDATE events SET pid = p.pid FROM (SELECT rowid + ? AS erow, pid FROM _pids) p "
                       "WHERE events.rowid = p.erow AND events.event_id = 5156 AND events.provider = 'security' "
                       "AND events.pid IS NULL", [base])
