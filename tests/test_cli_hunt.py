@@ -129,3 +129,13 @@ def test_on_a_terminal_reading_shows_a_progress_bar_and_still_finds(tmp_path):
     assert "reading" in out and "big.jsonl" in out  # the bar, naming the file
     assert "upd.exe" in out and "1 finding(s) from 250003 event(s)" in out, out[-2000:]
     assert "Traceback" not in out and "Exception in thread" not in out, out[-2000:]
+
+
+def test_a_memory_limit_too_small_for_the_input_is_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('[engine]\nmemory_limit = "4MB"\n')
+    res = hunt(str(EXAMPLES), "--config", str(cfg))
+    err = res.stderr.decode().strip()
+    assert res.returncode == 2 and res.stdout == b""
+    assert len(err.splitlines()) == 1 and err.startswith("stagehunt: error: out of memory")
+    assert "memory_limit" in err and "[engine]" in err and "Traceback" not in err

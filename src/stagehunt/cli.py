@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import duckdb
 import orjson
 import typer
 from rich.console import Console
@@ -52,6 +53,9 @@ def guarded(fn: Callable[[], int | None]) -> None:
         fail(str(e))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except duckdb.OutOfMemoryException as e:  # the configured limit is too small for this input
+        first = str(e).splitlines()[0].removeprefix("Out of Memory Error: ")
+        fail(f"out of memory: {first}; raise memory_limit in the [engine] section of the --config file")
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None

@@ -160,9 +160,17 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
         yield inp
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone or unreadable: its reader reports it
+        return 0
+
+
 def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
          on_file: Callable[[Input], None] | None = None) -> list[FileInfo]:
     """Load every input; an unrecognised or unreadable file becomes a diagnostic, never a crash."""
+    store.expect_bytes(sum(_size(inp.path) for inp in inputs))
     infos = []
     for inp in inputs:
         if on_file:
