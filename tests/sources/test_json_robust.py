@@ -503,3 +503,16 @@ def test_damaged_pretty_streams_keep_every_good_object_and_report_every_bad_one(
     reported = [p.line for p in diag.problems]
     assert loaded == [s for s, k in zip(starts, kinds, strict=True) if k == "good"]
     assert reported == [s for s, k in zip(starts, kinds, strict=True) if k == "bad"]
+
+
+def test_a_record_of_the_wrong_shape_is_reported_without_our_temporary_file(tmp_path: Path) -> None:
+    """DuckDB's error names the chunk file the careful path wrote and its line 1; the user sees their own."""
+    path = tmp_path / "ecs.jsonl"
+    path.write_bytes(orjson.dumps(RECORDS["ecs"](1)) + b"\n" + orjson.dumps(RECORDS["ecs"](2) | {"process": "x"})
+                     + b"\n")
+    rows, diag, _ = _load(path)
+    assert [(line, pid) for _, line, _, pid, _ in rows] == [(1, 1)]
+    [problem] = diag.problems
+    assert (problem.file, problem.line) == (str(path), 2)
+    assert "record does not fit the ecs format" in problem.message
+    assert "chunk" not in problem.message and "stagehunt-" not in problem.message and "in line" not in problem.message

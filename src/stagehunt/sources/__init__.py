@@ -171,11 +171,37 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
          on_file: Callable[[Input], None] | None = None) -> list[FileInfo]:
     """Load every input; an unrecognised or unreadable file becomes a diagnostic, never a crash."""
     store.expect_bytes(sum(_size(inp.path) for inp in inputs))
-    infos = []
+    infos: list[FileInfo] = []
+    batch: list[Input] = []  # consecutive small JSON-lines files of one dialect, read in one statement
+    batch_dialect, batch_bytes = "", 0
+
+    def flush() -> None:
+        if not batch:
+            return
+        loaded = None
+        if len(batch) > 1:
+            loaded = jsonfile.load_json_lines_batch(store, [(i.path, i.name) for i in batch], batch_dialect)
+        if loaded is None:  # one file, or a batch with a bad file in it: one by one (nothing was kept)
+            loaded = [info for i in batch if (info := _load_one(store, i, batch_dialect, diag)) is not None]
+        infos.extend(loaded)
+        batch.clear()
+
     for inp in inputs:
         if on_file:
             on_file(inp)
         name = fmt if fmt != "auto" else sniff(inp.path)
+        dialect = jsonfile.batch_dialect(inp.path, name) if name in ("json", *DIALECTS) else None
+        if dialect is not None:
+            size = _size(inp.path)
+            if batch and (dialect != batch_dialect or len(batch) >= jsonfile.BATCH_FILES
+                          or batch_bytes + size > jsonfile.BATCH_BYTES):
+                flush()
+            if not batch:
+                batch_dialect, batch_bytes = dialect, 0
+            batch.append(inp)
+            batch_bytes += size
+            continue
+        flush()  # files keep their order in the store
         if name is None:
             tried = ", ".join(k for k in FORMAT_HELP if k not in ("auto", "json"))
             if inp.found:  # a README or licence beside the logs: say so, but it is not a parse error
@@ -184,12 +210,20 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
                 diag.add(inp.name, f"unrecognised format (tried: {tried})")
                 store.begin_file(inp.name, "unrecognised")
             continue
-        before = len(store.files)
-        try:
-            infos.append(READERS[name](store, inp.path, inp.name, diag))
-        except (ValueError, OSError) as e:
-            diag.add(inp.name, f"cannot read as {name}: {e}")
-            if len(store.files) == before:  # failed before it began: still list the file
-                store.begin_file(inp.name, f"{name} (unreadable)")
+        if (info := _load_one(store, inp, name, diag)) is not None:
+            infos.append(info)
+    flush()
     store.finish()
     return infos
+
+
+def _load_one(store: EventStore, inp: Input, name: str, diag: Diagnostics) -> FileInfo | None:
+    """Load one file with the reader `name`; a file it cannot read is reported and still listed."""
+    before = len(store.files)
+    try:
+        return READERS[name](store, inp.path, inp.name, diag)
+    except (ValueError, OSError) as e:
+        diag.add(inp.name, f"cannot read as {name}: {e}")
+        if len(store.files) == before:  # failed before it began: still list the file
+            store.begin_file(inp.name, f"{name} (unreadable)")
+    return None
