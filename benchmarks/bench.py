@@ -7,6 +7,7 @@ gives medians, events/s and the ratio against the baseline measured in the same 
     python benchmarks/bench.py --events 5000000 --runs 1 --only hunt
     python benchmarks/bench.py --evtx             # EVTX records/s: ~250 MiB of dense chunks (evtx_corpus.py)
     python benchmarks/bench.py --evtx-sparse      # the same size of the real, sparse chunks laid end to end
+    python benchmarks/bench.py --events 200000 --files 1000   # many small files: the per-file cost
 
 The dense EVTX file fills each real chunk with copies of its records (~60 per chunk, as many as these Sysmon
 records fit in 64 KiB), as a live log does; the sparse one repeats the real test files' chunks (3-15 records
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -108,6 +110,23 @@ def corpus(events: int, workdir: Path) -> Path:
     return path
 
 
+def split_corpus(events: int, files: int, workdir: Path) -> Path:
+    """A directory holding the first `events` events of the corpus as `files` JSON-lines files of equal size
+    (per-host exports, rotated logs), for the per-file cost of reading."""
+    dest = workdir / f"corpus-{events}-in-{files}-files"
+    if not dest.exists():
+        part = workdir / (dest.name + ".part")  # a cut-short split is never taken for the directory
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir()
+        per = -(-events // files)
+        with open(corpus(max(events, 1_000_000), workdir), "rb") as src:
+            for k in range(files):
+                lines = [line for _, line in zip(range(per), src, strict=False)]
+                (part / f"part-{k:05d}.jsonl").write_bytes(b"".join(lines))
+        part.rename(dest)
+    return dest
+
+
 def evtx_input(workdir: Path, chunks: int, sparse: bool = False) -> list[str]:
     """One EVTX file of `chunks` 64 KiB chunks, kept in `workdir` between runs.
 
@@ -142,6 +161,8 @@ def main() -> None:
     ap.add_argument("--evtx", action="store_true", help="measure EVTX reading instead (dense chunks, ~250 MiB)")
     ap.add_argument("--evtx-sparse", action="store_true",
                     help="measure EVTX reading on the real, sparse chunks laid end to end (same size)")
+    ap.add_argument("--files", type=int, metavar="N",
+                    help="measure reading instead: --events events split into N files of one directory")
     ap.add_argument("--workdir", default=os.environ.get("STAGEHUNT_BENCH_DIR", tempfile.gettempdir()),
                     help="where the corpus is generated and kept between runs")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
@@ -158,6 +179,13 @@ def main() -> None:
         print(f"EVTX ({kind}): {records} records in one {Path(files[0]).stat().st_size >> 20} MiB file "
               f"({records / chunks:.1f} per chunk), median {r['median_s']:.2f} s -> "
               f"{records / r['median_s']:,.0f} records/s, peak RSS {r['peak_rss_mib']:.0f} MiB ({machine})")
+        return
+    if args.files:
+        directory = split_corpus(args.events, args.files, work)
+        r = measure("read-files", READ, [str(directory)], args.runs)
+        print(f"read {args.files} files: {args.events:,} events, median {r['median_s']:.2f} s of {args.runs} -> "
+              f"{args.events / r['median_s']:,.0f} events/s, {args.files / r['median_s']:,.0f} files/s, "
+              f"peak RSS {r['peak_rss_mib']:.0f} MiB [output {r['output']}] ({machine})")
         return
     path = corpus(args.events, work)
     results = {}

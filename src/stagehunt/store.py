@@ -132,19 +132,17 @@ class EventStore:
         info.rows += n
         return n
 
-    def insert_files(self, names: list[str], fmt: str, select_sql: str, params: list,
+    def insert_files(self, names: list[str], lines: list[int], fmt: str, select_sql: str, params: list,
                      keep: Callable[[], bool]) -> list[FileInfo] | None:
-        """Insert the rows of one SELECT over several files (canonical columns up to the source_* ones, then
-        `file_index`: the row's file, a position in `names`), in file order and each file's rows in line
-        order, so the n-th row of file k is line n of `names[k]`. One statement for many small files: each
-        statement costs ~10 ms to plan, more than reading a small file. `keep` as for insert_select; returns
-        the files' FileInfo, or None when nothing was kept."""
-        insert = ("INSERT INTO events SELECT * EXCLUDE (file_index), (?::VARCHAR[])[file_index::BIGINT + 1], "
-                  f"file_index, NULL FROM ({select_sql})")
+        """Insert the rows of one SELECT over several files laid end to end (canonical columns up to the
+        source_* ones): file k gave `lines[k]` rows, one per line, after those of the files before it. `keep`
+        as for insert_select, and the rows must number sum(lines); returns the files' FileInfo, or None when
+        nothing was kept."""
         self.con.execute("BEGIN TRANSACTION")
         try:
-            n = self.con.execute(insert, [names, *params]).fetchone()[0]
-            kept = keep()
+            n = self.con.execute(f"INSERT INTO events SELECT *, NULL, NULL, NULL FROM ({select_sql})",
+                                 params).fetchone()[0]
+            kept = keep() and n == sum(lines)
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
@@ -152,18 +150,16 @@ class EventStore:
             self.con.execute("ROLLBACK")
             return None
         self.con.execute("COMMIT")  # row ids are final only now
-        base = self._next_rowid
-        # source_line holds the file's position until the lines are numbered
-        rows = dict(self.con.execute("SELECT source_line, count(*) FROM events WHERE rowid >= ? GROUP BY 1",
-                                     [base]).fetchall())
-        infos, first = [], base
-        for k, name in enumerate(names):
-            infos.append(FileInfo(name, fmt, first, rows=rows.get(k, 0)))
-            first += infos[-1].rows
-        self.con.execute("UPDATE events SET source_line = events.rowid - f.first + 1 FROM "
-                         "(SELECT unnest(?::BIGINT[]) AS k, unnest(?::BIGINT[]) AS first) f "
-                         "WHERE events.rowid >= ? AND events.source_line = f.k",
-                         [list(range(len(names))), [i.first_rowid for i in infos], base])
+        infos, first = [], self._next_rowid
+        for name, rows in zip(names, lines, strict=True):
+            infos.append(FileInfo(name, fmt, first, rows=rows))
+            first += rows
+        # each row's file and line, from the rowid ranges of the files (a range join on few ranges)
+        self.con.execute(
+            "UPDATE events SET source_file = f.name, source_line = events.rowid - f.first + 1 FROM "
+            "(SELECT unnest(?::VARCHAR[]) AS name, unnest(?::BIGINT[]) AS first, unnest(?::BIGINT[]) AS stop) f "
+            "WHERE events.rowid >= f.first AND events.rowid < f.stop",
+            [names, [i.first_rowid for i in infos], [i.first_rowid + i.rows for i in infos]])
         self.files.extend(infos)
         self._next_rowid += n
         return infos

@@ -42,9 +42,10 @@ def _one_by_one(inputs: list[sources.Input]) -> tuple:
         return _state(store, diag)
 
 
-def test_one_statement_numbers_each_files_lines_from_one(tmp_path: Path) -> None:
+def test_files_laid_end_to_end_number_each_files_lines_from_one(tmp_path: Path) -> None:
     files = [(_write(tmp_path / f"{k}.jsonl", "flat", list(range(100 * k + 1, 100 * k + 1 + n))), f"name-{k}")
              for k, n in enumerate([3, 1, 4, 1, 2])]
+    files[1][0].write_bytes(files[1][0].read_bytes().rstrip(b"\n"))  # its last line ends at the end of the file
     with EventStore() as store:
         infos = jsonfile.load_json_lines_batch(store, files, "flat")
         rows = store.con.execute("SELECT source_file, source_line, pid FROM events ORDER BY rowid").fetchall()

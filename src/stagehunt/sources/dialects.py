@@ -315,9 +315,8 @@ _SHARED = f"""
     {_text("dst_ip")} AS _dst_ip, {_int("dst_port", "INTEGER")} AS _dst_port"""
 
 
-def canonical_sql(raw: str, passthrough: tuple[str, ...] = ()) -> str:
-    """SELECT of the canonical columns (minus source_*) from `raw`, a relation of the RAW_FIELDS, then the
-    `passthrough` columns of `raw` as they are."""
+def canonical_sql(raw: str) -> str:
+    """SELECT of the canonical columns (minus source_*) from `raw`, a relation of the RAW_FIELDS."""
     kind = ("CASE WHEN _provider LIKE 'sysmon%' THEN (CASE _eid WHEN 1 THEN 'process_start' WHEN 3 THEN 'network' "
             "WHEN 11 THEN 'file_create' WHEN 10 THEN 'process_access' WHEN 22 THEN 'dns' ELSE 'other' END) "
             "WHEN _provider = 'security' THEN (CASE _eid WHEN 4688 THEN 'process_start' WHEN 5156 THEN 'network' "
@@ -346,5 +345,4 @@ def canonical_sql(raw: str, passthrough: tuple[str, ...] = ()) -> str:
         f"{_text('granted_access')} AS granted_access", f"{_text('query_name')} AS query_name",
         f"{_text('query_results')} AS query_results",
     ])
-    extra = "".join(f", {c}" for c in passthrough)
-    return f"SELECT {cols}{extra} FROM (SELECT *, {_SHARED} FROM ({raw}))"
+    return f"SELECT {cols} FROM (SELECT *, {_SHARED} FROM ({raw}))"
