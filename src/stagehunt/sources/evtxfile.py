@@ -1,10 +1,18 @@
 """Windows EVTX files (Sysmon Operational, Security 4688/5156, any other channel) via the `evtx` package.
 
-Records are flattened to the `flat` dialect (see flatten.py) and loaded through jsonfile.insert_records;
-`source_record` is the event's EventRecordID. Damage costs only what it destroys: the parser raises per
-bad record or chunk and we carry on, and a file cut inside a chunk (the parser silently drops incomplete
-chunks) has that chunk re-read on its own, zero-padded, so the records before the cut are still loaded.
-Diagnostics cite the EVTX record header number, the one `evtx_dump` shows.
+Records become rows of the `flat` dialect's mapping; `source_record` is the event's EventRecordID.
+Two ways to get there, with the same rows and diagnostics:
+
+- record by record (`load(..., fast=False)`): flatten.py turns each record's JSON into flat JSON,
+  loaded through jsonfile.insert_records. The reference, and what small files and batches get.
+- in batches (the default): the parser's JSON text goes to DuckDB tens of thousands of records at a
+  time (evtxsql.py), on worker threads while the parser reads on. A batch that DuckDB might load
+  otherwise than the reference goes record by record instead.
+
+Damage costs only what it destroys: the parser raises per bad record or chunk and we carry on, and a
+file cut inside a chunk (the parser silently drops incomplete chunks) has that chunk re-read on its own,
+zero-padded, so the records before the cut are still loaded. Diagnostics cite the EVTX record header
+number, the one `evtx_dump` shows.
 """
 
 from __future__ import annotations
@@ -12,14 +20,20 @@ from __future__ import annotations
 import io
 import re
 import struct
-from collections.abc import Generator
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from queue import SimpleQueue
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
 
+import duckdb
+import pyarrow as pa
 from evtx import PyEvtxParser
 
 from stagehunt.diagnostics import Diagnostics
-from stagehunt.sources import flatten
+from stagehunt.sources import evtxsql, flatten
+from stagehunt.sources.jsonfile import CHUNK as INSERT_CHUNK
 from stagehunt.sources.jsonfile import insert_records
 
 if TYPE_CHECKING:
@@ -28,20 +42,224 @@ if TYPE_CHECKING:
 HEADER = 4096  # file header block
 CHUNK = 65536
 CHUNK_HEADER = 512
+BATCH = 32768  # records per DuckDB batch: planning its statement (~30 ms) is then a small part of its cost
+MIN_BATCH = 2048  # fewer records (a small file, a file's last batch) load faster record by record
 _RECORD_NO = re.compile(r"record number (\d+)")  # only used on the error path
 
 Triple = tuple[bytes, int | None, int | None]
 
 
-def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
-    """Load one EVTX file. Raises ValueError if its file header cannot be read."""
+def load(store: EventStore, path: Path, name: str, diag: Diagnostics, *, fast: bool = True) -> FileInfo:
+    """Load one EVTX file. Raises ValueError if its file header cannot be read.
+
+    `fast=False` loads record by record, the reference the batched path must equal (and falls back on)."""
     info = store.begin_file(name, "evtx", origin_unit="record")
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(HEADER)
     parser = _open(str(path), head)
-    insert_records(store, info, _records(parser, path, head, size, info, diag), "flat", diag)
+    with _Batches(store, info, diag) if fast else _PerRecord(store, info, diag) as sink:
+        _read(parser, path, head, size, info, sink)
     return info
+
+
+class _Sink(Protocol):
+    """Where records and problems go, in file order."""
+
+    rejected: int  # records found not to be events so far (exact after settle())
+    size: int  # records it would rather take at a time
+
+    def records(self, data: list[str], numbers: list[int | None]) -> None:
+        """Records: their records_json() text and record-header numbers (the lists become the sink's)."""
+
+    def problem(self, message: str, record: int | None) -> None:
+        """A diagnostic, in its place among the records."""
+
+    def rejected_at_most(self) -> int:
+        """`rejected` once all records so far are looked at, or more."""
+
+    def settle(self) -> None:
+        """Every record and problem so far is loaded or reported."""
+
+    def __enter__(self) -> _Sink: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+
+def _flat(data: str, number: int | None, name: str, diag: Diagnostics) -> Triple | None:
+    """A record as the `flat` dialect's JSON, or None (reported) when it is not an event."""
+    try:
+        flat, rid = flatten.from_evtx_json(data)
+    except (ValueError, TypeError, KeyError) as e:
+        diag.add(name, f"EVTX record is not an event: {_one_line(e)}", record=number)
+        return None
+    return flat, None, rid if rid is not None else number
+
+
+class _PerRecord:
+    """Record by record: flattened in Python, loaded in jsonfile's chunks."""
+
+    size = 4096  # any: records are flattened as they come
+
+    def __init__(self, store: EventStore, info: FileInfo, diag: Diagnostics):
+        self.store, self.info, self.diag = store, info, diag
+        self.rejected = 0
+        self._chunk: list[Triple] = []
+
+    def records(self, data: list[str], numbers: list[int | None]) -> None:
+        for text, number in zip(data, numbers, strict=True):
+            triple = _flat(text, number, self.info.name, self.diag)
+            if triple is None:
+                self.rejected += 1
+                continue
+            self._chunk.append(triple)
+            if len(self._chunk) >= INSERT_CHUNK:
+                self._insert()
+
+    def problem(self, message: str, record: int | None) -> None:
+        self.diag.add(self.info.name, message, record=record)
+
+    def rejected_at_most(self) -> int:
+        return self.rejected
+
+    def settle(self) -> None:
+        pass  # counts are exact as records come; rows go in by the chunk, as jsonfile's reader does
+
+    def _insert(self) -> None:
+        chunk, self._chunk = self._chunk, []
+        insert_records(self.store, self.info, iter(chunk), "flat", self.diag)
+
+    def __enter__(self) -> _PerRecord:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None and self._chunk:
+            self._insert()
+
+
+class _Batches:
+    """Records gathered into batches for evtxsql, in a pipeline beside the parser (DuckDB releases the
+    GIL): two threads each write a batch out and turn it into canonical rows on a cursor of their own,
+    and one more adds the batches' rows to the store in file order. Problems wait with their batch, so
+    diagnostics keep file order; a batch evtxsql refuses is loaded record by record, which reports
+    whatever was wrong with it."""
+
+    QUEUED = 3  # batches handed on but not yet in the store; each has its own scratch file
+
+    def __init__(self, store: EventStore, info: FileInfo, diag: Diagnostics):
+        self.store, self.info, self.diag, self.size = store, info, diag, BATCH
+        self.rejected = 0  # updated by the storing thread; read after settle()
+        self._data: list[str] = []
+        self._numbers: list[int | None] = []
+        self._problems: list[tuple[int, str, int | None]] = []  # (records before it in the batch, ...)
+        self._queue: deque[tuple[Future[None], int]] = deque()  # (storing, records) in file order
+        self._batches = 0
+        self._cursors: list[duckdb.DuckDBPyConnection] | None = None  # made for the first big batch
+        self._free: SimpleQueue[duckdb.DuckDBPyConnection] = SimpleQueue()
+        self._rows = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stagehunt-evtx-rows")
+        self._storing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stagehunt-evtx-store")
+
+    def records(self, data: list[str], numbers: list[int | None]) -> None:
+        if self._data:
+            self._data += data
+            self._numbers += numbers
+        else:  # the usual case: the parser hands over a whole batch
+            self._data, self._numbers = data, numbers
+        if len(self._data) >= self.size:
+            self._submit()
+
+    def problem(self, message: str, record: int | None) -> None:
+        self._problems.append((len(self._data), message, record))
+
+    def rejected_at_most(self) -> int:
+        return self.rejected + sum(n for _, n in self._queue) + len(self._data)
+
+    def settle(self) -> None:
+        self._submit()
+        while self._queue:
+            self._queue.popleft()[0].result()
+
+    def _submit(self) -> None:
+        if not self._data and not self._problems:
+            return
+        data, numbers, problems = self._data, self._numbers, self._problems
+        self._data, self._numbers, self._problems = [], [], []
+        while len(self._queue) >= self.QUEUED:  # the parser is ahead: let the rest catch up
+            self._queue.popleft()[0].result()
+        work = self.store.tmpdir / f"evtx-batch-{self._batches % (self.QUEUED + 1)}.jsonl"
+        self._batches += 1
+        rows = None  # too few records to be worth a statement: record by record
+        if len(data) >= MIN_BATCH and self._connect():
+            rows = self._rows.submit(self._canonical, data, work)
+        storing = self._storing.submit(self._store, rows, data, numbers, problems)
+        self._queue.append((storing, len(data)))
+
+    def _connect(self) -> bool:
+        """Cursors for the threads that make rows (False if there can be none)."""
+        if self._cursors is None:
+            while self._queue:  # DuckDB refuses a call on a connection that is busy: wait until it is not
+                self._queue.popleft()[0].result()
+            self._cursors = []
+            try:
+                for _ in range(2):
+                    self._cursors.append(evtxsql.cursor(self.store.con))
+            except duckdb.Error:  # settings it cannot copy: no second connection, everything record by record
+                for con in self._cursors:
+                    con.close()
+                self._cursors = []
+            for con in self._cursors:
+                self._free.put(con)
+        return bool(self._cursors)
+
+    def _canonical(self, data: list[str], work: Path) -> pa.Table | None:
+        """The batch's rows, or None if it must go record by record."""
+        if evtxsql.prepare(data, work) is not None:
+            return None
+        con = self._free.get()
+        try:
+            return evtxsql.query(con, self.info.name, work, len(data))
+        except evtxsql.Refused:
+            return None
+        finally:
+            self._free.put(con)
+
+    def _store(self, rows: Future[pa.Table | None] | None, data: list[str], numbers: list[int | None],
+               problems: list[tuple[int, str, int | None]]) -> None:
+        table = rows.result() if rows is not None else None  # too few records: record by record
+        if table is None:
+            self._per_record(data, numbers, problems)
+            return
+        self.store.insert_arrow(self.info, table)
+        for _, message, record in problems:
+            self.diag.add(self.info.name, message, record=record)
+
+    def _per_record(self, data: list[str], numbers: list[int | None],
+                    problems: list[tuple[int, str, int | None]]) -> None:
+        done = 0
+        with _PerRecord(self.store, self.info, self.diag) as ref:
+            for at, message, record in problems:
+                ref.records(data[done:at], numbers[done:at])
+                ref.problem(message, record)
+                done = max(done, at)
+            ref.records(data[done:], numbers[done:])
+        self.rejected += ref.rejected
+
+    def __enter__(self) -> _Batches:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if exc_type is None:
+                self.settle()
+        finally:
+            # on an error, let the threads finish with the database first; the first error is raised
+            self._rows.shutdown(wait=True)
+            self._storing.shutdown(wait=True)
+            for con in self._cursors or ():
+                con.close()
 
 
 def _one_line(e: BaseException) -> str:
@@ -60,14 +278,13 @@ def _open(src: str | io.BytesIO, head: bytes) -> PyEvtxParser:
         raise ValueError(f"unreadable EVTX file header: {_one_line(e)}") from None
 
 
-def _records(parser: PyEvtxParser, path: Path, head: bytes, size: int, info: FileInfo,
-             diag: Diagnostics) -> Generator[Triple, None, None]:
-    good, bad = yield from _parse(parser, info.name, size, diag)
+def _read(parser: PyEvtxParser, path: Path, head: bytes, size: int, info: FileInfo, sink: _Sink) -> None:
+    read, failed = _parse(parser, size, sink)
     # a damaged record can make the parser skip the rest of its chunk without a word: count against the headers
-    missing = _promised(path, (size - HEADER) // CHUNK) - good - bad
+    missing = _promised(path, (size - HEADER) // CHUNK) - read - failed
     for _ in range(missing):
-        diag.add(info.name, "record missing: the chunk headers list more records than could be read (damaged chunk?)")
-    yield from _truncated_tail(path, head, size, info, diag)
+        sink.problem("record missing: the chunk headers list more records than could be read (damaged chunk?)", None)
+    _truncated_tail(path, head, size, info, sink)
 
 
 def _promised(path: Path, chunks: int) -> int:
@@ -84,45 +301,59 @@ def _promised(path: Path, chunks: int) -> int:
     return total
 
 
-def _parse(parser: PyEvtxParser, name: str, size: int, diag: Diagnostics) -> Generator[Triple, None, tuple[int, int]]:
-    """Records of one parser as (flat JSON, None, EventRecordID); returns (records read, records failed)."""
+def _parse(parser: PyEvtxParser, size: int, sink: _Sink) -> tuple[int, int]:
+    """Hand the parser's records to `sink`; returns (records read, parse errors)."""
     it = parser.records_json()
-    good = bad = 0
+    read = failed = 0
+    sink.settle()
+    rejected = sink.rejected  # before this parser's records
     max_errors = size // 24 + 16  # more errors than possible records: the parser is not advancing
+    data: list[str] = []
+    numbers: list[int | None] = []
+    handover = sink.size
     while True:
         try:
-            rec = next(it)
-        except StopIteration:
-            break
+            # the parser's own pace: nothing per record but two appends (the loop resumes after an error)
+            for rec in it:
+                data.append(rec["data"])
+                numbers.append(rec.get("event_record_id"))
+                if len(data) >= handover:
+                    break
+            else:
+                break
         except Exception as e:  # the native iterator raises RuntimeError (and maybe others) per bad record/chunk
-            bad += 1
+            read += len(data)
+            sink.records(data, numbers)  # the records before the error go first
+            data, numbers = [], []
+            failed += 1
             msg = _one_line(e)
             m = _RECORD_NO.search(msg)
-            diag.add(name, f"cannot parse EVTX record: {msg}", record=int(m.group(1)) if m else None)
-            if bad > max_errors:
-                diag.add(name, "too many EVTX parse errors; giving up on this file")
-                break
+            sink.problem(f"cannot parse EVTX record: {msg}", int(m.group(1)) if m else None)
+            # errors and records that are no event, as the limit always counted; a batch still in the
+            # works is settled only when it could tip the count
+            if failed + sink.rejected_at_most() - rejected > max_errors:
+                sink.settle()
+                if failed + sink.rejected - rejected > max_errors:
+                    sink.problem("too many EVTX parse errors; giving up on this file", None)
+                    break
             continue
-        try:
-            flat, rid = flatten.from_evtx_json(rec["data"])
-        except (ValueError, TypeError, KeyError) as e:
-            bad += 1
-            diag.add(name, f"EVTX record is not an event: {_one_line(e)}", record=rec.get("event_record_id"))
-            continue
-        good += 1
-        yield flat, None, rid if rid is not None else rec.get("event_record_id")
-    return good, bad
+        read += len(data)
+        sink.records(data, numbers)
+        data, numbers = [], []
+    if data:
+        read += len(data)
+        sink.records(data, numbers)
+    return read, failed
 
 
-def _truncated_tail(path: Path, head: bytes, size: int, info: FileInfo,
-                    diag: Diagnostics) -> Generator[Triple, None, None]:
+def _truncated_tail(path: Path, head: bytes, size: int, info: FileInfo, sink: _Sink) -> None:
     """Records of a last chunk cut short, and diagnostics for what the cut lost."""
     full, part = divmod(size - HEADER, CHUNK)
     declared = struct.unpack_from("<H", head, 42)[0]  # chunk count in the file header
     present = full + (1 if part else 0)
     if declared > present:
-        diag.add(info.name, f"file truncated: header lists {declared} chunks, file holds {present}; "
-                            "records of the missing chunks are lost")
+        sink.problem(f"file truncated: header lists {declared} chunks, file holds {present}; "
+                     "records of the missing chunks are lost", None)
     if not part:
         return
     with open(path, "rb") as f:
@@ -131,25 +362,29 @@ def _truncated_tail(path: Path, head: bytes, size: int, info: FileInfo,
     if not tail.strip(b"\x00"):
         return  # unused, zero-filled space: nothing was there to lose
     if part < CHUNK_HEADER or not tail.startswith(b"ElfChnk\x00"):
-        diag.add(info.name, f"file truncated: the last {part} bytes are not a complete chunk header; "
-                            "their records are lost")
+        sink.problem(f"file truncated: the last {part} bytes are not a complete chunk header; "
+                     "their records are lost", None)
         return
     first, last = struct.unpack_from("<QQ", tail, 8)  # record numbers the chunk header promises
-    good = bad = 0
+    read = failed = 0
+    sink.settle()
+    rejected = sink.rejected
     body, n = _complete_records(tail)
     if n:
         try:
             parser = _open(io.BytesIO(head + body + bytes(CHUNK - len(body))), head)
         except ValueError as e:
-            diag.add(info.name, f"file truncated inside chunk {full}: {e}")
+            sink.problem(f"file truncated inside chunk {full}: {e}", None)
             return
-        good, bad = yield from _parse(parser, info.name, CHUNK, diag)
+        read, failed = _parse(parser, CHUNK, sink)
     promised = last - first + 1 if 0 <= last - first < CHUNK // 28 else None
     if promised is None:
-        diag.add(info.name, f"file truncated inside chunk {full}; {good} of its records recovered")
-    elif promised > good + bad:
-        for k in range(last - (promised - good - bad) + 1, last + 1):
-            diag.add(info.name, f"record lost: file truncated inside chunk {full}", record=k)
+        sink.settle()
+        sink.problem(f"file truncated inside chunk {full}; {read - (sink.rejected - rejected)} of its records "
+                     "recovered", None)
+    elif promised > read + failed:
+        for k in range(last - (promised - read - failed) + 1, last + 1):
+            sink.problem(f"record lost: file truncated inside chunk {full}", k)
     else:
         info.notes.append(f"file truncated inside chunk {full}, after its last record; nothing lost")
 

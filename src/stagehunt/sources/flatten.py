@@ -63,7 +63,8 @@ def from_evtx_json(raw: str | bytes) -> Flat:
     if isinstance(eid, dict):  # <EventID Qualifiers="16384">7036</EventID>
         eid = eid.get("#text")
     tc = system.get("TimeCreated")
-    time = tc.get("#attributes", {}).get("SystemTime") if isinstance(tc, dict) else None
+    attributes = tc.get("#attributes") if isinstance(tc, dict) else None
+    time = attributes.get("SystemTime") if isinstance(attributes, dict) else None  # damaged: no time, no crash
     return _finish(data, eid, system.get("Channel"), system.get("Computer"), time, _int(system.get("EventRecordID")))
 
 
