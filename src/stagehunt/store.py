@@ -132,37 +132,48 @@ class EventStore:
         info.rows += n
         return n
 
-    def insert_files(self, names: list[str], lines: list[int], fmt: str, select_sql: str, params: list,
-                     keep: Callable[[], bool]) -> list[FileInfo] | None:
+    def insert_files(self, infos: list[FileInfo], select_sql: str, params: list,
+                     keep: Callable[[], bool] | None = None, records: list[int | None] | None = None) -> bool:
         """Insert the rows of one SELECT over several files laid end to end (canonical columns up to the
-        source_* ones): file k gave `lines[k]` rows, one per line, after those of the files before it. `keep`
-        as for insert_select, and the rows must number sum(lines); returns the files' FileInfo, or None when
-        nothing was kept."""
+        source_* ones): file k gave `infos[k].rows` rows, after those of the files before it. Line-numbered
+        files get their lines numbered from 1 (one row per line); with `records`, row i takes record number
+        `records[i]` (and no line). `keep` as for insert_select, and the rows must number the files' rows
+        together; True when the rows were kept, and then the files are the store's, with their first rowids.
+        """
         self.con.execute("BEGIN TRANSACTION")
         try:
             n = self.con.execute(f"INSERT INTO events SELECT *, NULL, NULL, NULL FROM ({select_sql})",
                                  params).fetchone()[0]
-            kept = keep() and n == sum(lines)
+            kept = (keep is None or keep()) and n == sum(i.rows for i in infos)
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         if not kept:
             self.con.execute("ROLLBACK")
-            return None
+            return False
         self.con.execute("COMMIT")  # row ids are final only now
-        infos, first = [], self._next_rowid
-        for name, rows in zip(names, lines, strict=True):
-            infos.append(FileInfo(name, fmt, first, rows=rows))
-            first += rows
-        # each row's file and line, from the rowid ranges of the files (a range join on few ranges)
+        base = first = self._next_rowid
+        for info in infos:
+            info.first_rowid = first
+            first += info.rows
+        # each row's file (and line), from the rowid ranges of the files: a range join on few ranges
         self.con.execute(
-            "UPDATE events SET source_file = f.name, source_line = events.rowid - f.first + 1 FROM "
-            "(SELECT unnest(?::VARCHAR[]) AS name, unnest(?::BIGINT[]) AS first, unnest(?::BIGINT[]) AS stop) f "
-            "WHERE events.rowid >= f.first AND events.rowid < f.stop",
-            [names, [i.first_rowid for i in infos], [i.first_rowid + i.rows for i in infos]])
+            "UPDATE events SET source_file = f.name, "
+            "source_line = CASE WHEN f.lines THEN events.rowid - f.first + 1 END FROM "
+            "(SELECT unnest(?::VARCHAR[]) AS name, unnest(?::BIGINT[]) AS first, unnest(?::BIGINT[]) AS stop, "
+            "unnest(?::BOOLEAN[]) AS lines) f WHERE events.rowid >= f.first AND events.rowid < f.stop",
+            [[i.name for i in infos], [i.first_rowid for i in infos], [i.first_rowid + i.rows for i in infos],
+             [i.origin_unit == "line" for i in infos]])
+        if records is not None:
+            self.con.register("_records", pa.table({"record": pa.array(records, pa.int64())}))
+            self.con.execute(
+                "UPDATE events SET source_record = r.record FROM "
+                "(SELECT row_number() OVER () - 1 AS ordinal, record FROM _records) r "
+                "WHERE events.rowid >= ? AND events.rowid - ? = r.ordinal", [base, base])
+            self.con.unregister("_records")
         self.files.extend(infos)
         self._next_rowid += n
-        return infos
+        return True
 
     def insert_arrow(self, info: FileInfo, table: pa.Table) -> int:
         """Insert rows already in canonical columns (missing columns are NULL)."""

@@ -160,6 +160,13 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
         yield inp
 
 
+# Small files share statements (planning one costs ~10-20 ms, more than reading a small file), in groups of
+# at most this many files and bytes: what a group with a bad file in it costs to read again, file by file.
+GROUP_FILES = 500
+GROUP_BYTES = 64 << 20
+SMALL_EVTX = 1 << 20  # at most ~1000 records, read record by record anyway (JSON: jsonfile.SMALL_FILE)
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -172,17 +179,22 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
     """Load every input; an unrecognised or unreadable file becomes a diagnostic, never a crash."""
     store.expect_bytes(sum(_size(inp.path) for inp in inputs))
     infos: list[FileInfo] = []
-    batch: list[Input] = []  # consecutive small JSON-lines files of one dialect, read in one statement
-    batch_dialect, batch_bytes = "", 0
+    # consecutive small files read with one statement: JSON lines of one dialect ("json:<dialect>"), or EVTX
+    batch: list[Input] = []
+    batch_kind, batch_bytes = "", 0
 
     def flush() -> None:
         if not batch:
             return
         loaded = None
-        if len(batch) > 1:
-            loaded = jsonfile.load_json_lines_batch(store, [(i.path, i.name) for i in batch], batch_dialect)
+        if len(batch) > 1 and batch_kind == "evtx":
+            from stagehunt.sources import evtxfile  # lazily, as its reader: the evtx library is only its need
+            loaded = evtxfile.load_group(store, [(i.path, i.name) for i in batch], diag)
+        elif len(batch) > 1:
+            loaded = jsonfile.load_json_lines_batch(store, [(i.path, i.name) for i in batch], batch_kind[5:])
         if loaded is None:  # one file, or a batch with a bad file in it: one by one (nothing was kept)
-            loaded = [info for i in batch if (info := _load_one(store, i, batch_dialect, diag)) is not None]
+            reader = "evtx" if batch_kind == "evtx" else batch_kind[5:]
+            loaded = [info for i in batch if (info := _load_one(store, i, reader, diag)) is not None]
         infos.extend(loaded)
         batch.clear()
 
@@ -190,14 +202,13 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
         if on_file:
             on_file(inp)
         name = fmt if fmt != "auto" else sniff(inp.path)
-        dialect = jsonfile.batch_dialect(inp.path, name) if name in ("json", *DIALECTS) else None
-        if dialect is not None:
+        kind = _batch_kind(inp.path, name)
+        if kind is not None:
             size = _size(inp.path)
-            if batch and (dialect != batch_dialect or len(batch) >= jsonfile.BATCH_FILES
-                          or batch_bytes + size > jsonfile.BATCH_BYTES):
+            if batch and (kind != batch_kind or len(batch) >= GROUP_FILES or batch_bytes + size > GROUP_BYTES):
                 flush()
             if not batch:
-                batch_dialect, batch_bytes = dialect, 0
+                batch_kind, batch_bytes = kind, 0
             batch.append(inp)
             batch_bytes += size
             continue
@@ -215,6 +226,17 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
     flush()
     store.finish()
     return infos
+
+
+def _batch_kind(path: Path, name: str | None) -> str | None:
+    """How a small file can share a statement with its neighbours ("json:<dialect>" or "evtx"); None when
+    it is read on its own."""
+    if name == "evtx":
+        return "evtx" if 0 < _size(path) < SMALL_EVTX else None
+    if name in ("json", *DIALECTS):
+        dialect = jsonfile.batch_dialect(path, name)
+        return f"json:{dialect}" if dialect else None
+    return None
 
 
 def _load_one(store: EventStore, inp: Input, name: str, diag: Diagnostics) -> FileInfo | None:

@@ -34,10 +34,11 @@ from evtx import PyEvtxParser
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.sources import evtxsql, flatten
 from stagehunt.sources.jsonfile import CHUNK as INSERT_CHUNK
-from stagehunt.sources.jsonfile import insert_records
+from stagehunt.sources.jsonfile import DATA_ERRORS, _fill_5156_pids, insert_records, select_sql
+from stagehunt.store import FileInfo
 
 if TYPE_CHECKING:
-    from stagehunt.store import EventStore, FileInfo
+    from stagehunt.store import EventStore
 
 HEADER = 4096  # file header block
 CHUNK = 65536
@@ -61,6 +62,46 @@ def load(store: EventStore, path: Path, name: str, diag: Diagnostics, *, fast: b
     with _Batches(store, info, diag) if fast else _PerRecord(store, info, diag) as sink:
         _read(parser, path, head, size, info, sink)
     return info
+
+
+def load_group(store: EventStore, files: list[tuple[Path, str]], diag: Diagnostics) -> list[FileInfo]:
+    """Load several small EVTX files ((path, name) each) with one insert for all their records: the same
+    rows, files and diagnostics as `load` one by one (which a DuckDB rejection falls back to, per file).
+    Planning an insert costs ~10-20 ms, more than reading a small file: 300 files of 2-15 records took
+    6.7 s one by one."""
+    entries: list[tuple[FileInfo, list[Triple]]] = []
+    for path, name in files:
+        info = FileInfo(name, "evtx", 0, origin_unit="record")  # the store's once its rows are in
+        sink = _Collect(info, diag)
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                head = f.read(HEADER)
+            with sink:
+                _read(_open(str(path), head), path, head, size, info, sink)
+        except (ValueError, OSError) as e:  # as sources.load reports a file `load` cannot read
+            diag.add(name, f"cannot read as evtx: {e}")
+        info.rows = len(sink.rows)
+        entries.append((info, sink.rows))
+    infos = [info for info, _ in entries]
+    rows = [t for _, r in entries for t in r]
+    if rows:
+        joined = store.tmpdir / "evtx-group.jsonl"
+        joined.write_bytes(b"\n".join(r for r, _, _ in rows) + b"\n")
+        base = store.next_rowid
+        try:
+            kept = store.insert_files(infos, select_sql("flat"), [str(joined)], records=[rn for _, _, rn in rows])
+        except DATA_ERRORS:
+            kept = False
+        if kept:
+            _fill_5156_pids(store, base, len(rows), joined)
+            return infos
+    for info, r in entries:  # no rows, or a record DuckDB rejects: file by file, bad records bisected out
+        info.first_rowid, info.rows = store.next_rowid, 0
+        store.files.append(info)
+        if r:
+            insert_records(store, info, iter(r), "flat", diag)
+    return infos
 
 
 class _Sink(Protocol):
@@ -137,6 +178,18 @@ class _PerRecord:
                  tb: TracebackType | None) -> None:
         if exc_type is None and self._chunk:
             self._insert()
+
+
+class _Collect(_PerRecord):
+    """Record by record as _PerRecord, the rows kept for one insert with other files' (load_group)."""
+
+    def __init__(self, info: FileInfo, diag: Diagnostics):
+        super().__init__(None, info, diag)  # type: ignore[arg-type]  # never inserts, needs no store
+        self.rows: list[Triple] = []
+
+    def _insert(self) -> None:
+        self.rows += self._chunk
+        self._chunk = []
 
 
 class _Batches:

@@ -23,9 +23,10 @@ import pyarrow as pa
 
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.sources.dialects import DIALECTS, canonical_sql, sniff_dialect
+from stagehunt.store import FileInfo
 
 if TYPE_CHECKING:
-    from stagehunt.store import EventStore, FileInfo
+    from stagehunt.store import EventStore
 
 CHUNK = 50_000  # records per careful-path batch
 _BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark (PowerShell 5 `Out-File -Encoding utf8` writes one)
@@ -162,8 +163,6 @@ def _fast(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
 # Small JSON-lines files are read many to one statement: planning the canonical SELECT costs ~10 ms, which
 # for a directory of thousands of small files (per-host exports, rotated logs) was 40x the reading itself.
 SMALL_FILE = 4 << 20  # bytes; bigger files are read one per statement (their planning cost is negligible)
-BATCH_BYTES = 64 << 20  # per statement: what a failed batch costs to read again, file by file
-BATCH_FILES = 500
 
 
 def batch_dialect(path: Path, fmt: str) -> str | None:
@@ -200,12 +199,13 @@ def load_json_lines_batch(store: EventStore, files: list[tuple[Path, str]], dial
                 out.write(data)
     except OSError:
         return None
+    infos = [FileInfo(name, dialect, 0, rows=n) for (_, name), n in zip(files, lines, strict=True)]
     with ThreadPoolExecutor(max_workers=1) as pool:
         # every file starts with `{` (batch_dialect), so each boundary is a clean line start too
         clean = pool.submit(_is_clean_jsonl, joined)
         try:
-            infos = store.insert_files([n for _, n in files], lines, dialect, select_sql(dialect), [str(joined)],
-                                       keep=clean.result)
+            if not store.insert_files(infos, select_sql(dialect), [str(joined)], keep=clean.result):
+                return None
         except DATA_ERRORS:
             return None
     if infos and dialect == "flat" and store.con.execute(
