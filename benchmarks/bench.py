@@ -8,6 +8,7 @@ gives medians, events/s and the ratio against the baseline measured in the same 
     python benchmarks/bench.py --evtx             # EVTX records/s: ~250 MiB of dense chunks (evtx_corpus.py)
     python benchmarks/bench.py --evtx-sparse      # the same size of the real, sparse chunks laid end to end
     python benchmarks/bench.py --events 200000 --files 1000   # many small files: the per-file cost
+    python benchmarks/bench.py --evtx-files 300   # 300 small EVTX files
 
 The dense EVTX file fills each real chunk with copies of its records (~60 per chunk, as many as these Sysmon
 records fit in 64 KiB), as a live log does; the sparse one repeats the real test files' chunks (3-15 records
@@ -127,6 +128,24 @@ def split_corpus(events: int, files: int, workdir: Path) -> Path:
     return dest
 
 
+def evtx_directory(files: int, workdir: Path) -> Path:
+    """A directory of `files` small EVTX files: the real test files (2-15 records each) copied round-robin,
+    as a collection of attack samples or per-host logs holds them."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from realdata import EVTX_FILES
+
+    dest = workdir / f"evtx-{files}-files"
+    if not dest.exists():
+        part = workdir / (dest.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir()
+        for k in range(files):
+            src = EVTX_FILES[k % len(EVTX_FILES)]
+            (part / f"{k:05d}-{src.name}").write_bytes(src.read_bytes())
+        part.rename(dest)
+    return dest
+
+
 def evtx_input(workdir: Path, chunks: int, sparse: bool = False) -> list[str]:
     """One EVTX file of `chunks` 64 KiB chunks, kept in `workdir` between runs.
 
@@ -163,6 +182,8 @@ def main() -> None:
                     help="measure EVTX reading on the real, sparse chunks laid end to end (same size)")
     ap.add_argument("--files", type=int, metavar="N",
                     help="measure reading instead: --events events split into N files of one directory")
+    ap.add_argument("--evtx-files", type=int, metavar="N",
+                    help="measure reading instead: a directory of N small EVTX files (copies of the real ones)")
     ap.add_argument("--workdir", default=os.environ.get("STAGEHUNT_BENCH_DIR", tempfile.gettempdir()),
                     help="where the corpus is generated and kept between runs")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
@@ -179,6 +200,13 @@ def main() -> None:
         print(f"EVTX ({kind}): {records} records in one {Path(files[0]).stat().st_size >> 20} MiB file "
               f"({records / chunks:.1f} per chunk), median {r['median_s']:.2f} s -> "
               f"{records / r['median_s']:,.0f} records/s, peak RSS {r['peak_rss_mib']:.0f} MiB ({machine})")
+        return
+    if args.evtx_files:
+        directory = evtx_directory(args.evtx_files, work)
+        r = measure("read-evtx-files", READ, [str(directory)], args.runs)
+        print(f"read {args.evtx_files} EVTX files: {int(r['output']):,} records, median {r['median_s']:.2f} s of "
+              f"{args.runs} -> {args.evtx_files / r['median_s']:,.0f} files/s, peak RSS {r['peak_rss_mib']:.0f} MiB "
+              f"({machine})")
         return
     if args.files:
         directory = split_corpus(args.events, args.files, work)
