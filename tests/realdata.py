@@ -8,15 +8,30 @@ real Azure Syslog rows, and a multi-chunk EVTX is the real files' chunks laid en
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import re
 import struct
+import sys
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 import evtx
 import orjson
 
 REAL = Path(__file__).parent / "data" / "real"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """A module of benchmarks/ (a directory of scripts, not a package), e.g. evtx_corpus."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is made
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 EVTX_DIR = REAL / "evtx-to-mitre"
 EVTX_FILES = sorted(EVTX_DIR.glob("*.evtx"))
 EVTX_EID3 = EVTX_DIR / "ID3-7-10-Suspicious DLL loaded (CME+Mimikatz).evtx"

@@ -106,18 +106,8 @@ class EventStore:
         insert = f"INSERT INTO events SELECT *, ?, NULL, NULL FROM ({select_sql})"
         if keep is None:
             n = self.con.execute(insert, [info.name, *params]).fetchone()[0]
-        else:
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                n = self.con.execute(insert, [info.name, *params]).fetchone()[0]
-                kept = keep()
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
-            if not kept:
-                self.con.execute("ROLLBACK")
-                return None
-            self.con.execute("COMMIT")  # row ids are final only now: number the lines after this
+        elif (n := self._insert_if(insert, [info.name, *params], lambda _: keep())) is None:
+            return None
         base = self._next_rowid
         if origins is None:
             self.con.execute("UPDATE events SET source_line = rowid - ? + 1 WHERE rowid >= ?", [base, base])
@@ -140,18 +130,10 @@ class EventStore:
         `records[i]` (and no line). `keep` as for insert_select, and the rows must number the files' rows
         together; True when the rows were kept, and then the files are the store's, with their first rowids.
         """
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            n = self.con.execute(f"INSERT INTO events SELECT *, NULL, NULL, NULL FROM ({select_sql})",
-                                 params).fetchone()[0]
-            kept = (keep is None or keep()) and n == sum(i.rows for i in infos)
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        if not kept:
-            self.con.execute("ROLLBACK")
+        n = self._insert_if(f"INSERT INTO events SELECT *, NULL, NULL, NULL FROM ({select_sql})", params,
+                            lambda n: n == sum(i.rows for i in infos) and (keep is None or keep()))
+        if n is None:
             return False
-        self.con.execute("COMMIT")  # row ids are final only now
         base = first = self._next_rowid
         for info in infos:
             info.first_rowid = first
@@ -174,6 +156,21 @@ class EventStore:
         self.files.extend(infos)
         self._next_rowid += n
         return True
+
+    def _insert_if(self, insert: str, params: list, keep: Callable[[int], bool]) -> int | None:
+        """Run `insert` in a transaction kept only if keep(rows inserted) is true; the rows, or None."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            n = self.con.execute(insert, params).fetchone()[0]
+            kept = keep(n)
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        if not kept:
+            self.con.execute("ROLLBACK")
+            return None
+        self.con.execute("COMMIT")  # row ids are final only now: number the lines after this
+        return n
 
     def insert_arrow(self, info: FileInfo, table: pa.Table) -> int:
         """Insert rows already in canonical columns (missing columns are NULL)."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -12,18 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 from evtx import PyEvtxParser
+from realdata import benchmark_module
 
 from stagehunt import sources
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.inspect import file_reports
 from stagehunt.store import EventStore
 
-_spec = importlib.util.spec_from_file_location(
-    "evtx_corpus", Path(__file__).resolve().parents[2] / "benchmarks" / "evtx_corpus.py")
-assert _spec and _spec.loader
-evtx_corpus = importlib.util.module_from_spec(_spec)
-sys.modules["evtx_corpus"] = evtx_corpus  # dataclasses look their module up while the class is made
-_spec.loader.exec_module(evtx_corpus)
+evtx_corpus = benchmark_module("evtx_corpus")
 
 CHUNKS = 6  # every real chunk once, the first two twice
 

@@ -9,29 +9,22 @@ the per-record path where it cannot be exact.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from realdata import CHUNK, EVTX_FILES, HEADER, write_multichunk_evtx
+from realdata import CHUNK, EVTX_FILES, HEADER, benchmark_module, write_multichunk_evtx
 
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.schema import COLUMN_NAMES
 from stagehunt.sources import evtxfile, evtxsql
 from stagehunt.store import EventStore
 
-_spec = importlib.util.spec_from_file_location(
-    "evtx_corpus", Path(__file__).resolve().parents[2] / "benchmarks" / "evtx_corpus.py")
-assert _spec and _spec.loader
-evtx_corpus = importlib.util.module_from_spec(_spec)
-sys.modules["evtx_corpus"] = evtx_corpus  # dataclasses look their module up while the class is made
-_spec.loader.exec_module(evtx_corpus)
+evtx_corpus = benchmark_module("evtx_corpus")
 
 Inputs = list[tuple[str, Path]]
 

@@ -6,31 +6,10 @@ import random
 from pathlib import Path
 
 from stagehunt import sources
-from stagehunt.diagnostics import Diagnostics
 from stagehunt.store import EventStore
 from tests.realdata import EVTX_FILES, write_multichunk_evtx
 from tests.sources.test_evtx_differential import _damaged
-
-
-def _state(store: EventStore, diag: Diagnostics) -> tuple:
-    rows = store.con.execute("SELECT * FROM events ORDER BY rowid").fetchall()
-    files = [(f.name, f.format, f.first_rowid, f.rows, f.origin_unit, f.notes) for f in store.files]
-    return rows, files, [(p.file, p.line, p.record, p.message) for p in diag.problems], dict(diag.counts)
-
-
-def _together(inputs: list[sources.Input]) -> tuple:
-    diag = Diagnostics()
-    with EventStore() as store:
-        sources.load(store, inputs, "auto", diag)
-        return _state(store, diag)
-
-
-def _one_by_one(inputs: list[sources.Input]) -> tuple:
-    diag = Diagnostics()
-    with EventStore() as store:
-        for inp in inputs:
-            sources.load(store, [inp], "auto", diag)  # a group of one is read on its own, by evtxfile.load
-        return _state(store, diag)
+from tests.sources.test_json_batch import _one_by_one, _together
 
 
 def _inputs(directory: Path) -> list[sources.Input]:

@@ -24,7 +24,7 @@ def _write(path: Path, dialect: str, markers: list[int]) -> Path:
 def _state(store: EventStore, diag: Diagnostics) -> tuple:
     rows = store.con.execute("SELECT * FROM events ORDER BY rowid").fetchall()
     files = [(f.name, f.format, f.first_rowid, f.rows, f.origin_unit, f.notes) for f in store.files]
-    return rows, files, [(p.file, p.line, p.record, p.message) for p in diag.problems]
+    return rows, files, [(p.file, p.line, p.record, p.message) for p in diag.problems], dict(diag.counts)
 
 
 def _together(inputs: list[sources.Input]) -> tuple:
