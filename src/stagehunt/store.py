@@ -112,24 +112,19 @@ class EventStore:
         if origins is None:
             self.con.execute("UPDATE events SET source_line = rowid - ? + 1 WHERE rowid >= ?", [base, base])
         else:
-            self.con.register("_origins", origins)
-            self.con.execute(
-                "UPDATE events SET source_line = o.line, source_record = o.record FROM "
-                "(SELECT row_number() OVER () - 1 AS ordinal, line, record FROM _origins) o "
-                "WHERE events.rowid >= ? AND events.rowid - ? = o.ordinal", [base, base])
-            self.con.unregister("_origins")
+            self._set_origins(origins, base)
         self._next_rowid += n
         info.rows += n
         return n
 
     def insert_files(self, infos: list[FileInfo], select_sql: str, params: list,
-                     keep: Callable[[], bool] | None = None, records: list[int | None] | None = None) -> bool:
+                     keep: Callable[[], bool] | None = None, origins: pa.Table | None = None) -> bool:
         """Insert the rows of one SELECT over several files laid end to end (canonical columns up to the
-        source_* ones): file k gave `infos[k].rows` rows, after those of the files before it. Line-numbered
-        files get their lines numbered from 1 (one row per line); with `records`, row i takes record number
-        `records[i]` (and no line). `keep` as for insert_select, and the rows must number the files' rows
-        together; True when the rows were kept, and then the files are the store's, with their first rowids.
-        """
+        source_* ones): file k gave `infos[k].rows` rows, after those of the files before it. Without
+        `origins`, each file's n-th row is its line n; with it, row i takes `origins["line"][i]` and
+        `origins["record"][i]`, as in insert_select. `keep` as for insert_select, and the rows must number the
+        files' rows together; True when the rows were kept, and then the files are the store's, with their
+        first rowids."""
         n = self._insert_if(f"INSERT INTO events SELECT *, NULL, NULL, NULL FROM ({select_sql})", params,
                             lambda n: n == sum(i.rows for i in infos) and (keep is None or keep()))
         if n is None:
@@ -143,19 +138,23 @@ class EventStore:
             "UPDATE events SET source_file = f.name, "
             "source_line = CASE WHEN f.lines THEN events.rowid - f.first + 1 END FROM "
             "(SELECT unnest(?::VARCHAR[]) AS name, unnest(?::BIGINT[]) AS first, unnest(?::BIGINT[]) AS stop, "
-            "unnest(?::BOOLEAN[]) AS lines) f WHERE events.rowid >= f.first AND events.rowid < f.stop",
+            "? AS lines) f WHERE events.rowid >= f.first AND events.rowid < f.stop",
             [[i.name for i in infos], [i.first_rowid for i in infos], [i.first_rowid + i.rows for i in infos],
-             [i.origin_unit == "line" for i in infos]])
-        if records is not None:
-            self.con.register("_records", pa.table({"record": pa.array(records, pa.int64())}))
-            self.con.execute(
-                "UPDATE events SET source_record = r.record FROM "
-                "(SELECT row_number() OVER () - 1 AS ordinal, record FROM _records) r "
-                "WHERE events.rowid >= ? AND events.rowid - ? = r.ordinal", [base, base])
-            self.con.unregister("_records")
+             origins is None])
+        if origins is not None:
+            self._set_origins(origins, base)
         self.files.extend(infos)
         self._next_rowid += n
         return True
+
+    def _set_origins(self, origins: pa.Table, base: int) -> None:
+        """Rows from rowid `base` on take their line and record number from `origins`, row by row."""
+        self.con.register("_origins", origins)
+        self.con.execute(
+            "UPDATE events SET source_line = o.line, source_record = o.record FROM "
+            "(SELECT row_number() OVER () - 1 AS ordinal, line, record FROM _origins) o "
+            "WHERE events.rowid >= ? AND events.rowid - ? = o.ordinal", [base, base])
+        self.con.unregister("_origins")
 
     def _insert_if(self, insert: str, params: list, keep: Callable[[int], bool]) -> int | None:
         """Run `insert` in a transaction kept only if keep(rows inserted) is true; the rows, or None."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import importlib
 import shutil
 import sys
 import zipfile
@@ -45,7 +46,6 @@ def _json_loader(dialect: str | None) -> Loader:
 def _lazy(module: str, func: str = "load") -> Loader:
     """Import a reader module on first use, so a missing optional library only hurts its format."""
     def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
-        import importlib
         return getattr(importlib.import_module(f"stagehunt.sources.{module}"), func)(store, path, name, diag)
     return load
 
@@ -164,7 +164,7 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
 # at most this many files and bytes: what a group with a bad file in it costs to read again, file by file.
 GROUP_FILES = 500
 GROUP_BYTES = 64 << 20
-SMALL_EVTX = 1 << 20  # at most ~1000 records, read record by record anyway (JSON: jsonfile.SMALL_FILE)
+SMALL_FILE = 1 << 20  # EVTX and XML: at most ~1000 events (JSON lines: jsonfile.SMALL_FILE)
 
 
 def _size(path: Path) -> int:
@@ -179,7 +179,7 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
     """Load every input; an unrecognised or unreadable file becomes a diagnostic, never a crash."""
     store.expect_bytes(sum(_size(inp.path) for inp in inputs))
     infos: list[FileInfo] = []
-    # consecutive small files read with one statement: JSON lines of one dialect ("json:<dialect>"), or EVTX
+    # consecutive small files read with one statement: JSON lines of one dialect ("json:<dialect>"), EVTX, XML
     batch: list[Input] = []
     batch_kind, batch_bytes = "", 0
 
@@ -187,13 +187,14 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
         if not batch:
             return
         loaded = None
-        if len(batch) > 1 and batch_kind == "evtx":
-            from stagehunt.sources import evtxfile  # lazily, as its reader: the evtx library is only its need
-            loaded = evtxfile.load_group(store, [(i.path, i.name) for i in batch], diag)
+        files = [(i.path, i.name) for i in batch]
+        if len(batch) > 1 and batch_kind in ("evtx", "xml"):
+            # lazily, as their readers: the evtx library is only the EVTX reader's need
+            loaded = importlib.import_module(f"stagehunt.sources.{batch_kind}file").load_group(store, files, diag)
         elif len(batch) > 1:
-            loaded = jsonfile.load_json_lines_batch(store, [(i.path, i.name) for i in batch], batch_kind[5:])
+            loaded = jsonfile.load_json_lines_batch(store, files, batch_kind[5:])
         if loaded is None:  # one file, or a batch with a bad file in it: one by one (nothing was kept)
-            reader = "evtx" if batch_kind == "evtx" else batch_kind[5:]
+            reader = batch_kind if batch_kind in ("evtx", "xml") else batch_kind[5:]
             loaded = [info for i in batch if (info := _load_one(store, i, reader, diag)) is not None]
         infos.extend(loaded)
         batch.clear()
@@ -229,10 +230,10 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
 
 
 def _batch_kind(path: Path, name: str | None) -> str | None:
-    """How a small file can share a statement with its neighbours ("json:<dialect>" or "evtx"); None when
-    it is read on its own."""
-    if name == "evtx":
-        return "evtx" if 0 < _size(path) < SMALL_EVTX else None
+    """How a small file can share a statement with its neighbours ("json:<dialect>", "evtx" or "xml"); None
+    when it is read on its own."""
+    if name in ("evtx", "xml"):
+        return name if 0 < _size(path) < SMALL_FILE else None
     if name in ("json", *DIALECTS):
         dialect = jsonfile.batch_dialect(path, name)
         return f"json:{dialect}" if dialect else None

@@ -34,7 +34,7 @@ from evtx import PyEvtxParser
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.sources import evtxsql, flatten
 from stagehunt.sources.jsonfile import CHUNK as INSERT_CHUNK
-from stagehunt.sources.jsonfile import DATA_ERRORS, _fill_5156_pids, insert_records, select_sql
+from stagehunt.sources.jsonfile import insert_group, insert_records
 from stagehunt.store import FileInfo
 
 if TYPE_CHECKING:
@@ -81,27 +81,8 @@ def load_group(store: EventStore, files: list[tuple[Path, str]], diag: Diagnosti
                 _read(_open(str(path), head), path, head, size, info, sink)
         except (ValueError, OSError) as e:  # as sources.load reports a file `load` cannot read
             diag.add(name, f"cannot read as evtx: {e}")
-        info.rows = len(sink.rows)
         entries.append((info, sink.rows))
-    infos = [info for info, _ in entries]
-    rows = [t for _, r in entries for t in r]
-    if rows:
-        joined = store.tmpdir / "evtx-group.jsonl"
-        joined.write_bytes(b"\n".join(r for r, _, _ in rows) + b"\n")
-        base = store.next_rowid
-        try:
-            kept = store.insert_files(infos, select_sql("flat"), [str(joined)], records=[rn for _, _, rn in rows])
-        except DATA_ERRORS:
-            kept = False
-        if kept:
-            _fill_5156_pids(store, base, len(rows), joined)
-            return infos
-    for info, r in entries:  # no rows, or a record DuckDB rejects: file by file, bad records bisected out
-        info.first_rowid, info.rows = store.next_rowid, 0
-        store.files.append(info)
-        if r:
-            insert_records(store, info, iter(r), "flat", diag)
-    return infos
+    return insert_group(store, entries, diag)
 
 
 class _Sink(Protocol):

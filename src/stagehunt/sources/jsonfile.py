@@ -415,6 +415,36 @@ def insert_records(store: EventStore, info: FileInfo, records: Iterator[tuple[by
         _insert_chunk(store, info, chunk, dialect, diag)
 
 
+def insert_group(store: EventStore, entries: list[tuple[FileInfo, list[Triple]]], diag: Diagnostics) -> list[FileInfo]:
+    """Load several small files' records, already read in the `flat` dialect ((file, its (record, line,
+    record number) triples) each; the files not yet the store's), with one insert: planning one costs
+    ~10-20 ms, more than reading a small file. The same rows and files as insert_records file by file,
+    which a record DuckDB rejects falls back to (and which then reports it)."""
+    infos = [info for info, _ in entries]
+    rows = [t for _, triples in entries for t in triples]
+    if rows:
+        joined = store.tmpdir / "group.jsonl"
+        joined.write_bytes(b"\n".join(r for r, _, _ in rows) + b"\n")
+        for info, triples in entries:
+            info.rows = len(triples)
+        origins = pa.table({"line": pa.array([ln for _, ln, _ in rows], pa.int64()),
+                            "record": pa.array([rn for _, _, rn in rows], pa.int64())})
+        base = store.next_rowid
+        try:
+            kept = store.insert_files(infos, select_sql("flat"), [str(joined)], origins=origins)
+        except DATA_ERRORS:
+            kept = False
+        if kept:
+            _fill_5156_pids(store, base, len(rows), joined)
+            return infos
+    for info, triples in entries:
+        info.first_rowid, info.rows = store.next_rowid, 0
+        store.files.append(info)
+        if triples:
+            insert_records(store, info, iter(triples), "flat", diag)
+    return infos
+
+
 def _insert_chunk(store: EventStore, info: FileInfo, chunk: list, dialect: str, diag: Diagnostics) -> None:
     tmp = store.tmpdir / "chunk.jsonl"
     tmp.write_bytes(b"\n".join(r for r, _, _ in chunk) + b"\n")
