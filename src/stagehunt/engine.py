@@ -109,9 +109,12 @@ def _mark_excluded(con, cfg: Config) -> None:
 def run(store: EventStore, cfg: Config, detections: list[str] | None = None) -> list[Finding]:
     """Prepare, run each detection, score; every finding, highest score first, suppressed ones last."""
     prepare(store, cfg)
+    kinds = {k for (k,) in store.con.execute("SELECT DISTINCT kind FROM events").fetchall()}
     findings: list[Finding] = []
     for det_id in detections or list(DETECTIONS):
         det = DETECTIONS[det_id]
+        if not kinds.issuperset(det.needs):
+            continue  # nothing it reads is there: it cannot fire
         cur = store.con.execute(det.sql(cfg))
         cols = [c[0] for c in cur.description]
         for values in cur.fetchall():

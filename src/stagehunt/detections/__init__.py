@@ -24,6 +24,9 @@ class Detection:
     build: Callable[[dict[str, Any], Config], Finding]
     technique: str = "T1104"
     tactic: str = "TA0011"  # Command and Control
+    # event kinds beyond network connections and process starts it reads: without them it cannot fire, and
+    # is not run (planning a detection's statement alone costs 15-65 ms)
+    needs: tuple[str, ...] = ()
 
 
 def _registry() -> dict[str, Detection]:

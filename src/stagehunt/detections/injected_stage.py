@@ -103,4 +103,5 @@ DETECTION = Detection(
     description=__doc__.strip().splitlines()[0],
     sql=sql,
     build=build,
+    needs=("process_access",),
 )

@@ -92,4 +92,5 @@ DETECTION = Detection(
     description=__doc__.strip().splitlines()[0],
     sql=sql,
     build=build,
+    needs=("file_create",),
 )
