@@ -219,9 +219,9 @@ def load_json_lines_batch(store: EventStore, files: list[tuple[Path, str]], dial
 
 def _fill_5156_pids(store: EventStore, base: int, n: int, source: Path) -> None:
     """Security 5156 rows of a flat file (rowids base..base+n-1, row i = record i of `source`) that
-    spell their pid `ProcessID` (NXLog) get it. DuckDB's JSON reader takes key names case-insensitively
-    unique, so `ProcessID` cannot be read beside `ProcessId`: a second read of that one key, only for
-    files that hold such rows."""
+    spell their pid `ProcessID` (NXLog) get it. DuckDB matches JSON keys case-sensitively, but the columns
+    it is asked for must differ regardless of case, so `ProcessID` cannot be read beside `ProcessId`: a
+    second read of that one key, only for files that hold such rows."""
     if store.con.execute("SELECT 1 FROM events WHERE rowid >= ? AND rowid < ? AND event_id = 5156 "
                          "AND provider = 'security' AND pid IS NULL LIMIT 1", [base, base + n]).fetchone() is None:
         return
