@@ -117,6 +117,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "bool.evtx": _keywords_as(real, 0x0D, b"\x01" + bytes(7)),
         # Security's spelling of the pid key (template names are UTF-16): the batch goes record by record
         "processid.evtx": _patched(real, "ProcessId".encode("utf-16-le"), "ProcessID".encode("utf-16-le")),
+        # both spellings in one EventData (EventType renamed ProcessID beside ProcessId): record by record
+        "bothids.evtx": _patched(real, "EventType".encode("utf-16-le"), "ProcessID".encode("utf-16-le")),
     }
     out = {"multi.evtx": multi, "dense.evtx": dense}
     for name, blob in made.items():
@@ -158,7 +160,7 @@ def damaged(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
 def test_real_and_built_files(files: dict[str, Path], monkeypatch: pytest.MonkeyPatch):
     inputs = [(p.name, p) for p in EVTX_FILES] + [(name, path) for name, path in files.items()]
     counts = assert_same(inputs, monkeypatch, batch=evtxfile.BATCH)
-    assert counts.loaded >= len(inputs) - 1 and counts.refused == 1  # only processid.evtx goes record by record
+    assert counts.loaded >= len(inputs) - 1 and counts.refused == 1  # only bothids.evtx goes record by record
 
 
 def test_small_batches_with_problems_between_them(files: dict[str, Path], tmp_path: Path,
@@ -167,7 +169,8 @@ def test_small_batches_with_problems_between_them(files: dict[str, Path], tmp_pa
     blob = bytearray(files["multi.evtx"].read_bytes())
     blob[HEADER + CHUNK + 3000:HEADER + CHUNK + 3200] = bytes(200)
     cut.write_bytes(bytes(blob[:HEADER + 3 * CHUNK + 9000]))
-    counts = assert_same([("cut.evtx", cut), ("processid.evtx", files["processid.evtx"])], monkeypatch, batch=3)
+    counts = assert_same([("cut.evtx", cut), ("processid.evtx", files["processid.evtx"]),
+                          ("bothids.evtx", files["bothids.evtx"])], monkeypatch, batch=3)
     assert counts.loaded > 3 and counts.refused >= 1
 
 
@@ -181,6 +184,18 @@ def test_clean_input_never_takes_the_per_record_path(files: dict[str, Path], mon
     monkeypatch.setattr(evtxfile, "_flat", lambda *a: pytest.fail("per-record path taken"))
     rows, problems, _, files_ = load_all([("dense.evtx", files["dense.evtx"])], fast=True)
     assert len(rows) == files_[0][3] > 100 and problems == []
+
+
+def test_security_spelling_of_the_pid_takes_the_batch_path_with_the_same_pids(files: dict[str, Path],
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    """Security events spell EventData's pid `ProcessID`: renamed in the batch text as flatten renames it."""
+    inputs = [("processid.evtx", files["processid.evtx"])]
+    reference = load_all(inputs, fast=False)
+    batches(monkeypatch, 4)
+    monkeypatch.setattr(evtxfile, "_flat", lambda *a: pytest.fail("per-record path taken"))
+    batched = load_all(inputs, fast=True)
+    pid = COLUMN_NAMES.index("pid")
+    assert batched == reference and sum(r[pid] is not None for r in batched[0]) > 5 and batched[1] == []
 
 
 # -- synthetic records --------------------------------------------------------------------------------------

@@ -124,8 +124,24 @@ SELECT_SQL = _select_sql()
 # Security events (5156 and others) name a pid `ProcessID`. flatten renames it `ProcessId` unless that
 # exists too, and jsonfile's 5156 fill reads a kept one; read_json cannot tell which keys exist (struct
 # field names are case-insensitive, so it cannot read both spellings). Such a key, first in EventData or
-# after another, shows in the compact JSON evtx writes; Execution's `{"#attributes":{"ProcessID"` does not.
-_PROCESS_ID = (b',"ProcessID"', b'"EventData":{"ProcessID"')
+# after another, shows in the compact JSON evtx writes (a string value is never followed by `:`);
+# Execution's `{"#attributes":{"ProcessID"` does not. Renamed here as flatten renames it, a record with
+# only that spelling reads the same; one with both goes record by record.
+_PROCESS_ID = (b',"ProcessID":', b'"EventData":{"ProcessID":')
+_RENAMED = (b',"ProcessId":', b'"EventData":{"ProcessId":')
+
+
+def _renamed_process_id(lines: list[bytes]) -> list[bytes] | None:
+    """`lines` with EventData's `ProcessID` key spelled `ProcessId`; None if a record has both spellings."""
+    out = []
+    for line in lines:
+        if any(key in line for key in _PROCESS_ID):
+            if b'"ProcessId":' in line:
+                return None
+            for old, new in zip(_PROCESS_ID, _RENAMED, strict=True):
+                line = line.replace(old, new)
+        out.append(line)
+    return out
 
 
 def prepare(records: list[str], work: Path) -> str | None:
@@ -140,7 +156,10 @@ def prepare(records: list[str], work: Path) -> str | None:
         lines.append(b"")  # every line ends in a newline
         text = b"\n".join(lines)
         if any(key in text for key in _PROCESS_ID):
-            return "EventData holds a ProcessID"
+            renamed = _renamed_process_id(lines)
+            if renamed is None:
+                return "EventData holds both ProcessID and ProcessId"
+            text = b"\n".join(renamed)
         parts.append(text)
     fd = os.open(work, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
