@@ -179,7 +179,7 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
     """Load every input; an unrecognised or unreadable file becomes a diagnostic, never a crash."""
     store.expect_bytes(sum(_size(inp.path) for inp in inputs))
     infos: list[FileInfo] = []
-    # consecutive small files read with one statement: JSON lines of one dialect ("json:<dialect>"), EVTX, XML
+    # consecutive small files of one reader (a JSON dialect, EVTX or XML) read with one statement
     batch: list[Input] = []
     batch_kind, batch_bytes = "", 0
 
@@ -192,10 +192,9 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
             # lazily, as their readers: the evtx library is only the EVTX reader's need
             loaded = importlib.import_module(f"stagehunt.sources.{batch_kind}file").load_group(store, files, diag)
         elif len(batch) > 1:
-            loaded = jsonfile.load_json_lines_batch(store, files, batch_kind[5:])
+            loaded = jsonfile.load_json_lines_batch(store, files, batch_kind)
         if loaded is None:  # one file, or a batch with a bad file in it: one by one (nothing was kept)
-            reader = batch_kind if batch_kind in ("evtx", "xml") else batch_kind[5:]
-            loaded = [info for i in batch if (info := _load_one(store, i, reader, diag)) is not None]
+            loaded = [info for i in batch if (info := _load_one(store, i, batch_kind, diag)) is not None]
         infos.extend(loaded)
         batch.clear()
 
@@ -230,13 +229,12 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
 
 
 def _batch_kind(path: Path, name: str | None) -> str | None:
-    """How a small file can share a statement with its neighbours ("json:<dialect>", "evtx" or "xml"); None
-    when it is read on its own."""
+    """With which neighbours a small file can share a statement: the reader of the group (a JSON dialect,
+    "evtx" or "xml"); None when it is read on its own."""
     if name in ("evtx", "xml"):
         return name if 0 < _size(path) < SMALL_FILE else None
     if name in ("json", *DIALECTS):
-        dialect = jsonfile.batch_dialect(path, name)
-        return f"json:{dialect}" if dialect else None
+        return jsonfile.batch_dialect(path, name)
     return None
 
 

@@ -208,12 +208,8 @@ def load_json_lines_batch(store: EventStore, files: list[tuple[Path, str]], dial
                 return None
         except DATA_ERRORS:
             return None
-    if infos and dialect == "flat" and store.con.execute(
-            "SELECT 1 FROM events WHERE rowid >= ? AND event_id = 5156 AND provider = 'security' AND pid IS NULL "
-            "LIMIT 1", [infos[0].first_rowid]).fetchone() is not None:
-        for info, (path, _) in zip(infos, files, strict=True):
-            if info.rows:
-                _fill_5156_pids(store, info.first_rowid, info.rows, path)
+    if dialect == "flat":  # the joined file's row i is the group's row i
+        _fill_5156_pids(store, infos[0].first_rowid, sum(lines), joined)
     return infos
 
 
@@ -415,6 +411,13 @@ def insert_records(store: EventStore, info: FileInfo, records: Iterator[tuple[by
         _insert_chunk(store, info, chunk, dialect, diag)
 
 
+def _staged(path: Path, rows: list[Triple]) -> pa.Table:
+    """Write the records of `rows` to `path`, one per line; their origins (line, record) for the store."""
+    path.write_bytes(b"\n".join(r for r, _, _ in rows) + b"\n")
+    return pa.table({"line": pa.array([ln for _, ln, _ in rows], pa.int64()),
+                     "record": pa.array([rn for _, _, rn in rows], pa.int64())})
+
+
 def insert_group(store: EventStore, entries: list[tuple[FileInfo, list[Triple]]], diag: Diagnostics) -> list[FileInfo]:
     """Load several small files' records, already read in the `flat` dialect ((file, its (record, line,
     record number) triples) each; the files not yet the store's), with one insert: planning one costs
@@ -424,11 +427,9 @@ def insert_group(store: EventStore, entries: list[tuple[FileInfo, list[Triple]]]
     rows = [t for _, triples in entries for t in triples]
     if rows:
         joined = store.tmpdir / "group.jsonl"
-        joined.write_bytes(b"\n".join(r for r, _, _ in rows) + b"\n")
+        origins = _staged(joined, rows)
         for info, triples in entries:
             info.rows = len(triples)
-        origins = pa.table({"line": pa.array([ln for _, ln, _ in rows], pa.int64()),
-                            "record": pa.array([rn for _, _, rn in rows], pa.int64())})
         base = store.next_rowid
         try:
             kept = store.insert_files(infos, select_sql("flat"), [str(joined)], origins=origins)
@@ -447,9 +448,7 @@ def insert_group(store: EventStore, entries: list[tuple[FileInfo, list[Triple]]]
 
 def _insert_chunk(store: EventStore, info: FileInfo, chunk: list, dialect: str, diag: Diagnostics) -> None:
     tmp = store.tmpdir / "chunk.jsonl"
-    tmp.write_bytes(b"\n".join(r for r, _, _ in chunk) + b"\n")
-    origins = pa.table({"line": pa.array([ln for _, ln, _ in chunk], pa.int64()),
-                        "record": pa.array([rn for _, _, rn in chunk], pa.int64())})
+    origins = _staged(tmp, chunk)
     base = store.next_rowid
     try:
         store.insert_select(info, select_sql(dialect), [str(tmp)], origins)
