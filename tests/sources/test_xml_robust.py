@@ -148,3 +148,24 @@ def test_block_boundaries_never_split_an_event_or_hide_a_loss(work, evtx_events,
     assert list(xmlfile._Document(path, "x", whole).events()) == \
         list(xmlfile._Document(path, "x", small, block=block).events())
     assert [(p.line, p.message) for p in small.problems] == [(p.line, p.message) for p in whole.problems]
+
+
+def test_a_stray_end_tag_inside_an_event_skips_that_event_and_says_so(work, evtx_events):
+    """`</Event>` right after an event's `</System>` still leaves valid XML: parsed as it stands, that event
+    would load without its EventData. It is reported and skipped; a damaged start tag is told apart."""
+    lines = write_xml_document(EVTX_FILES[2], work.tmp / "clean.xml").read_bytes().splitlines()
+    systems = [k for k, line in enumerate(lines) if line.strip() == b"</System>"]
+    cut = systems[3]  # the fourth event
+    rows, diag, _ = work.load("stray.xml", insert(lines, [(cut + 1, b"</Event>")]), "xml")
+    assert rows == evtx_events[:3] + evtx_events[4:]
+    [problem] = diag.problems
+    assert problem.message == "a stray </Event> cuts this event short; it is skipped"
+    starts = [k for k, line in enumerate(lines) if line.lstrip().startswith(b"<Event ")]
+    assert problem.line == starts[3] + 1
+    # a start tag damaged instead: that event is lost with the older report, the one before it is kept
+    damaged = list(lines)
+    damaged[starts[4]] = damaged[starts[4]].replace(b"<Event ", b"<Evnt ", 1)
+    rows, diag, _ = work.load("start.xml", b"\n".join(damaged) + b"\n", "xml")
+    assert rows == evtx_events[:4] + evtx_events[5:]
+    assert [p.message for p in diag.problems] == [
+        "</Event> without its <Event>: an event with a damaged start tag is lost"]

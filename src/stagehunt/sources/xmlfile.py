@@ -112,6 +112,11 @@ def _blocks(path: Path, size: int = PIECE) -> Iterator[bytes]:
             yield block
 
 
+# An event's parts after its System: the rest of an event a stray </Event> cut short holds them whole.
+_PART_START = re.compile(rb"<(?:EventData|UserData|RenderingInfo)[\s>/]")
+_PART_END = re.compile(rb"</(?:EventData|UserData|RenderingInfo)>|<(?:EventData|UserData|RenderingInfo)\s*/>")
+
+
 class _Document:
     """Cuts a document into `<Event ...>...</Event>` pieces and parses each on its own.
 
@@ -124,17 +129,37 @@ class _Document:
         self.buf, self.pos, self.line, self.eof = b"", 0, 1, False
         self.seen = 0  # event start tags found
         self.gap_reported = False  # one report per stretch between two events, however it is cut in blocks
+        # the last event parsed, held until the stretch after it is seen: a stray </Event> there can show
+        # that it was cut short (and so parsed without the rest of its content)
+        self.pending: Triple | None = None
+        self.gap_system = False  # a <System> start tag seen in the stretch since the last event
+        self.gap_part = [False, False]  # an event part's start and end tag seen there (the rest of one?)
 
     def _advance(self, to: int, gap: bool = True, scan_to: int | None = None) -> None:
         """Move to `to`; an end tag in a `gap` between events (up to `scan_to`) ends one whose start is damaged."""
         if to <= self.pos:
             return
         if gap and not self.gap_reported and (gap := self.buf.find(b"</Event>", self.pos, scan_to or to)) >= 0:
-            self.diag.add(self.name, "</Event> without its <Event>: an event with a damaged start tag is lost",
-                          line=self.line + self.buf.count(b"\n", self.pos, gap))
+            self._scan_gap(gap)
+            if self.pending is not None and all(self.gap_part) and not self.gap_system:
+                # the rest of the last event (a whole part, no System of an event of its own) before this end tag:
+                # a stray </Event> cut it short, and it parsed without that rest
+                self.diag.add(self.name, "a stray </Event> cuts this event short; it is skipped",
+                              line=self.pending[1])
+                self.pending = None
+            else:
+                self.diag.add(self.name, "</Event> without its <Event>: an event with a damaged start tag is lost",
+                              line=self.line + self.buf.count(b"\n", self.pos, gap))
             self.gap_reported = True
+        elif gap:
+            self._scan_gap(scan_to or to)
         self.line += self.buf.count(b"\n", self.pos, to)
         self.pos = to
+
+    def _scan_gap(self, to: int) -> None:
+        self.gap_system = self.gap_system or self.buf.find(b"<System", self.pos, to) >= 0
+        for k, tag in enumerate((_PART_START, _PART_END)):
+            self.gap_part[k] = self.gap_part[k] or tag.search(self.buf, self.pos, to) is not None
 
     def _more(self, keep_from: int) -> bool:
         """Drop what is before `keep_from` and read the next block; False at the end of the file."""
@@ -156,6 +181,7 @@ class _Document:
                 self._advance(len(self.buf) - 7 if not self.eof else len(self.buf), scan_to=len(self.buf))
                 if not self._more(self.pos):
                     self._advance(len(self.buf))
+                    yield from self._flush()
                     return
                 continue
             end = self.buf.find(b"</Event>", i)
@@ -163,8 +189,10 @@ class _Document:
                 self._more(i)
                 continue
             self._advance(i)
+            yield from self._flush()
             self.seen += 1
-            self.gap_reported = False
+            self.gap_reported = self.gap_system = False
+            self.gap_part = [False, False]
             nxt = event_start(self.buf, i + 6)
             if end < 0 or 0 <= nxt < end:
                 why = "document ends inside this <Event> (file truncated?)" if nxt < 0 else \
@@ -176,10 +204,15 @@ class _Document:
                 continue
             xml = self.buf[i:end + 8]
             try:
-                yield _one_event(xml), self.line, None
+                self.pending = (_one_event(xml), self.line, None)
             except (ParseError, ValueError) as e:
                 self.diag.add(self.name, f"malformed event XML: {_reason(e)}", line=self.line)
             self._advance(end + 8, gap=False)
+
+    def _flush(self) -> Iterator[Triple]:
+        if self.pending is not None:
+            yield self.pending
+            self.pending = None
 
 
 # -- readers ---------------------------------------------------------------------------------------------
