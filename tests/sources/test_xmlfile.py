@@ -23,6 +23,7 @@ from realdata import (
 from stagehunt import sources
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.sources import xmlfile
+from stagehunt.store import EventStore
 
 ORIGIN = ("source_file", "source_line", "source_record")
 
@@ -237,3 +238,25 @@ def test_nxlog_5156_processid_spelling_is_read_beside_sysmon_processid_on_both_j
         assert diag.total == 0
         assert [(r["event_id"], r["pid"], r["source_line"]) for r in rows] == \
             list(zip([3, 5156, 3, 5156], [11, 22, 33, 44], line_numbers, strict=True)), name
+
+
+def test_nxlog_5156_processid_spelling_is_read_in_a_group_of_small_files(tmp_path):
+    """Small JSON-lines files are read as one group; each 5156 row still gets its own `ProcessID`."""
+    security = {"EventID": 5156, "Channel": "Security", "Hostname": "ws2", "TimeCreated": "2026-11-01T00:00:01Z",
+                "Application": "\\device\\harddiskvolume2\\b.exe", "Direction": "%%14593",
+                "SourceAddress": "10.0.0.2", "DestAddress": "1.1.1.1", "DestPort": "80", "Protocol": "6"}
+    sysmon = {"EventID": 3, "Channel": "Microsoft-Windows-Sysmon/Operational", "Hostname": "ws1",
+              "UtcTime": "2026-11-01 00:00:00.000", "Image": "C:\\a.exe", "Initiated": "true",
+              "DestinationIp": "8.8.8.8", "DestinationPort": "443"}
+    work = tmp_path / "hosts"
+    work.mkdir()
+    expected = []
+    for k in range(4):
+        records = [dict(sysmon, ProcessId=str(10 * k + 1)), dict(security, ProcessID=str(10 * k + 2))]
+        (work / f"host{k}.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+        expected += [(str(work / f"host{k}.jsonl"), 1, 10 * k + 1), (str(work / f"host{k}.jsonl"), 2, 10 * k + 2)]
+    diag = Diagnostics()
+    with EventStore() as store:
+        sources.load(store, list(sources.expand([str(work)], store.tmpdir)), "auto", diag)
+        rows = store.con.execute("SELECT source_file, source_line, pid FROM events ORDER BY rowid").fetchall()
+    assert diag.total == 0 and rows == expected
