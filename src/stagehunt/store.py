@@ -94,19 +94,19 @@ class EventStore:
         return info
 
     def insert_select(self, info: FileInfo, select_sql: str, params: list, origins: pa.Table | None = None,
-                      keep: Callable[[], bool] | None = None) -> int | None:
+                      keep: Callable[[int], bool] | None = None) -> int | None:
         """Insert the rows of a SELECT yielding canonical columns up to (not including) the source_* ones.
 
         Without `origins`, the n-th row is line n of `info.name`. With it, row n takes
         `origins["line"][n]` and `origins["record"][n]` (for readers that rewrite their input).
-        With `keep`, called once the rows are in: unless it returns true they are taken out again and
-        None is returned (a check that ran beside the insert can veto it).
+        With `keep`, called with the number of rows once they are in (and can be queried): unless it returns
+        true they are taken out again and None is returned (a check that ran beside the insert can veto it).
         Raises duckdb.Error on input DuckDB rejects; the statement then inserts nothing.
         """
         insert = f"INSERT INTO events SELECT *, ?, NULL, NULL FROM ({select_sql})"
         if keep is None:
             n = self.con.execute(insert, [info.name, *params]).fetchone()[0]
-        elif (n := self._insert_if(insert, [info.name, *params], lambda _: keep())) is None:
+        elif (n := self._insert_if(insert, [info.name, *params], keep)) is None:
             return None
         base = self._next_rowid
         if origins is None:
@@ -118,7 +118,7 @@ class EventStore:
         return n
 
     def insert_files(self, infos: list[FileInfo], select_sql: str, params: list,
-                     keep: Callable[[], bool] | None = None, origins: pa.Table | None = None) -> bool:
+                     keep: Callable[[int], bool] | None = None, origins: pa.Table | None = None) -> bool:
         """Insert the rows of one SELECT over several files laid end to end (canonical columns up to the
         source_* ones): file k gave `infos[k].rows` rows, after those of the files before it. Without
         `origins`, each file's n-th row is its line n; with it, row i takes `origins["line"][i]` and
@@ -126,7 +126,7 @@ class EventStore:
         files' rows together; True when the rows were kept, and then the files are the store's, with their
         first rowids."""
         n = self._insert_if(f"INSERT INTO events SELECT *, NULL, NULL, NULL FROM ({select_sql})", params,
-                            lambda n: n == sum(i.rows for i in infos) and (keep is None or keep()))
+                            lambda n: n == sum(i.rows for i in infos) and (keep is None or keep(n)))
         if n is None:
             return False
         base = first = self._next_rowid

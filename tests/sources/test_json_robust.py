@@ -24,6 +24,7 @@ from stagehunt.diagnostics import Diagnostics
 from stagehunt.simulate.ecs import ecs_record
 from stagehunt.simulate.events import SysmonEvent
 from stagehunt.simulate.writers import flat_record, sumo_record
+from stagehunt.sources.jsonfile import _is_clean_jsonl, _line_count
 from stagehunt.store import EventStore
 
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -401,7 +402,6 @@ def test_a_missing_long_path_is_still_one_line(tmp_path: Path) -> None:
 @example(lengths=[5], odd=[(1, b"\r")], final_newline=False)  # a last line that is not a record, no final newline
 def test_the_windowed_cleanliness_check_sees_a_bad_line_wherever_the_windows_fall(lengths, odd, final_newline):
     """Lines of every length around the 4 KiB window edges; a blank, indented or non-object line anywhere."""
-    from stagehunt.sources.jsonfile import _is_clean_jsonl
 
     lines = [b'{"k":"' + b"x" * (n - 1) + b'"}' for n in lengths]
     for at, text in odd:
@@ -417,6 +417,31 @@ def test_the_windowed_cleanliness_check_sees_a_bad_line_wherever_the_windows_fal
         path.write_bytes(data)
         assert _is_clean_jsonl(path, window=4096) == expected
         assert _is_clean_jsonl(path) == expected
+        # the quick check's count: every line, the last one with or without its newline
+        count = data.count(b"\n") + (not data.endswith(b"\n"))
+        assert _line_count(path, window=4096) == _line_count(path) == count
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_a_null_line_among_events_is_reported_where_an_empty_object_is_loaded(newline: bytes) -> None:
+    """The fast path counts lines instead of checking each one: a bare `null` line gives DuckDB a row as well
+    (as many rows as lines), but it is no event and must be reported, while `{}` is an object and loads as
+    one, with every line number right."""
+    good = [orjson.dumps(RECORDS["flat"](ln)) for ln in range(1, 7)]
+    lines = [good[0], b"{}", good[2], b"null", good[4], b"  " + good[5]]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_bytes(newline.join(lines) + newline)
+        rows, diag, _ = _load(path)
+    assert [p.line for p in diag.problems] == [4]
+    assert [r[1] for r in rows] == [1, 2, 3, 5, 6]
+    assert [r[3] for r in rows] == [1, None, 3, 5, 6]  # each record's pid is its line number
+
+
+def test_the_line_count_of_empty_and_unterminated_files(tmp_path: Path) -> None:
+    for data, lines in [(b"", 0), (b"{}", 1), (b"{}\n", 1), (b"{}\n{}", 2), (b"\n\n", 2)]:
+        (tmp_path / "f.jsonl").write_bytes(data)
+        assert _line_count(tmp_path / "f.jsonl", window=4096) == lines
 
 
 # -- pretty-printed objects one after another (`jq .`, PowerShell ConvertTo-Json, json.dump(indent=2)) --------
