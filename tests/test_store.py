@@ -58,7 +58,9 @@ def _run(compressed: bool) -> tuple[list[tuple], list[dict], list[tuple]]:
         diag = Diagnostics()
         sources.load(store, list(sources.expand(INPUTS, store.tmpdir)), "auto", diag)
         assert store.compressed is compressed
-        rows = store.con.execute("SELECT * FROM events ORDER BY rowid").fetchall()
+        # a compressed store leaves clean JSON lines' line numbers implicit: line_of_row gives them
+        rows = store.con.execute("SELECT * REPLACE (line_of_row(source_line, rowid) AS source_line) FROM events "
+                                 "ORDER BY rowid").fetchall()
         cfg = Config().with_overrides(scope={"count_internal": True})  # more findings: the lab C2 servers too
         findings = [asdict(f) for f in engine.run(store, cfg)]
         problems = [(p.file, p.line, p.record, p.message) for p in diag.problems]
@@ -69,3 +71,43 @@ def test_compressed_and_uncompressed_stores_give_the_same_events_and_findings() 
     plain, packed = _run(False), _run(True)
     assert len(plain[0]) > 7000 and len(plain[1]) > 5
     assert packed == plain
+
+
+def _lines(inputs: list[str], compressed: bool) -> tuple[list[tuple], list[tuple[int, int]]]:
+    with EventStore() as store:
+        if compressed:
+            store.expect_bytes(10**13)
+        sources.load(store, list(sources.expand(inputs, store.tmpdir)), "auto", Diagnostics())
+        rows = store.con.execute("SELECT source_file, source_line, line_of_row(source_line, rowid), source_record, "
+                                 "pid FROM events ORDER BY rowid").fetchall()
+        return rows, list(store._implicit_lines)
+
+
+def test_a_compressed_store_numbers_big_json_lines_files_without_writing_the_numbers(tmp_path: Path) -> None:
+    """Big clean JSON-lines files (read one statement each) in a compressed store keep their line numbers
+    implicit (an UPDATE of a compressed table is slow); line_of_row gives every event the line the
+    uncompressed store writes, among files that do write theirs (a damaged one, small ones, an EVTX file)."""
+    example = (ROOT / "examples" / "sysmon-two-stage-c2.jsonl").read_bytes().splitlines()
+    big = b"\n".join(example * (4_200_000 // len(b"\n".join(example)) + 1)) + b"\n"  # over SMALL_FILE
+    (tmp_path / "a-big.jsonl").write_bytes(big)
+    lines = big.splitlines()
+    lines[7] = lines[7][:40]  # a damaged line: this file goes the careful path, lines written row by row
+    (tmp_path / "b-damaged.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "c-small.jsonl").write_bytes(b"\n".join(example[:5]) + b"\n")
+    (tmp_path / "d-big.jsonl").write_bytes(b"\n".join(example[3:] * 600) + b"\n")
+    evtx = ROOT / "tests" / "data" / "real" / "evtx-to-mitre" / "ID1-LSASS dump with LSASSY (SYSMON).evtx"
+    inputs = [str(tmp_path), str(evtx)]
+    plain, no_implicit = _lines(inputs, compressed=False)
+    packed, implicit = _lines(inputs, compressed=True)
+    assert no_implicit == []
+    # the clean files, each read with one statement (the small one too: it has no small neighbour to share with)
+    assert sorted({Path(packed[first][0]).name for first, _ in implicit}) == ["a-big.jsonl", "c-small.jsonl",
+                                                                                "d-big.jsonl"]
+    assert all(r[1] == r[2] for r in plain)  # uncompressed, every line is written
+    assert [(f, line, record, pid) for f, _, line, record, pid in packed] == \
+        [(f, line, record, pid) for f, _, line, record, pid in plain]
+    files = [r[0] for r in packed]
+    assert any(f.endswith("a-big.jsonl") for f in files) and any(f.endswith(".evtx") for f in files)
+    first, stop = implicit[0]
+    assert [r[2] for r in packed[first:stop]] == list(range(1, stop - first + 1))
+    assert all(r[1] is None for r in packed[first:stop])  # not written, only given

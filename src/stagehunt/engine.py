@@ -46,7 +46,7 @@ def prepare(store: EventStore, cfg: Config) -> None:
                coalesce(e."user", c."user") AS "user", coalesce(p.pid, c.pid) AS pid, coalesce(p.guid, c.guid) AS guid,
                e.parent_image, e.parent_command_line, p.parent_pid, p.parent_guid, p.parent_key, e.hashes,
                e.company, e.product, e.original_file_name, p.key IS NOT NULL AS context_known,
-               p.time AS start_time, e.source_file AS start_file, e.source_line AS start_line,
+               p.time AS start_time, e.source_file AS start_file, line_of_row(e.source_line, e.rowid) AS start_line,
                e.source_record AS start_record, false AS excluded
         FROM c LEFT JOIN proc p ON p.key = c.pkey LEFT JOIN events e ON e.rowid = p.erow
     """)

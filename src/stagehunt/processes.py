@@ -106,7 +106,8 @@ def build_connections(con: duckdb.DuckDBPyConnection, excluded_ports: tuple[int,
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE conn AS
         WITH net AS (
-            SELECT e.* FROM events e JOIN ip_scope s ON s.ip = e.remote_ip AND s.counted
+            SELECT e.* REPLACE (line_of_row(e.source_line, e.rowid) AS source_line)
+            FROM events e JOIN ip_scope s ON s.ip = e.remote_ip AND s.counted
             WHERE e.kind = 'network' AND coalesce(e.direction, 'outbound') = 'outbound'
               {_security_filter(con, "sysmon_net")}
               {port_filter}

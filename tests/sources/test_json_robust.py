@@ -179,9 +179,11 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _starts_no_other_format(line: Line) -> bool:
-    """Junk starting like XML, EVTX or a gzip/zip container selects that reader (by design): not under test."""
+    """Junk starting like XML, EVTX, a gzip/zip container or UTF-16 text (a byte order mark: only XML exports
+    come so) selects that reader (by design): not under test."""
     head = line[1]("flat", 1)
-    return not (head.startswith(b"ElfFile\x00") or head.lstrip(_WS).startswith((b"<", b"\x1f\x8b", b"PK\x03\x04")))
+    return not (head.startswith((b"ElfFile\x00", b"\xff\xfe", b"\xfe\xff"))
+                or head.lstrip(_WS).startswith((b"<", b"\x1f\x8b", b"PK\x03\x04")))
 
 
 def _starts_an_array(data: bytes) -> bool:

@@ -34,7 +34,8 @@ def sql(cfg: Config) -> str:
     w = int(cfg.detection.window)
     return f"""
         WITH pa AS (
-            SELECT * FROM events WHERE kind = 'process_access'
+            SELECT * REPLACE (line_of_row(source_line, rowid) AS source_line) FROM events
+            WHERE kind = 'process_access'
               AND (TRY_CAST(granted_access AS BIGINT) & {INJECT_RIGHTS}) <> 0
         ), acc AS (
             SELECT pkey AS skey, host, time AS atime, granted_access, image AS s_image, pid AS s_pid,

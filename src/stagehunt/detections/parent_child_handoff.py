@@ -44,14 +44,25 @@ def sql(cfg: Config) -> str:
                    list_filter(id.ips, lambda x: NOT list_contains(ia.ips, x)) AS new_ips
             FROM anc a JOIN ips ia ON ia.pkey = a.anc_key JOIN ips id ON id.pkey = a.desc_key
             WHERE a.anc_key <> a.desc_key
-        ), gaps AS (  -- how close the later stage's new address comes to the earlier stage's traffic
-            SELECT p.desc_key, p.anc_key, p.depth, p.via, p.anc_ips, p.desc_ips, p.new_ips,
-                   min(abs(epoch(cd.time) - epoch(ca.time))) AS gap
-            FROM pairs p
-            JOIN conn cd ON cd.pkey = p.desc_key AND list_contains(p.new_ips, cd.ip)
-            JOIN conn ca ON ca.pkey = p.anc_key
+        ), later AS (  -- the later stage's connections to its new addresses
+            SELECT p.desc_key, p.anc_key, cd.time
+            FROM pairs p JOIN conn cd ON cd.pkey = p.desc_key AND list_contains(p.new_ips, cd.ip)
             WHERE len(p.new_ips) > 0
-            GROUP BY p.desc_key, p.anc_key, p.depth, p.via, p.anc_ips, p.desc_ips, p.new_ips
+        ), earlier AS (
+            SELECT pkey, time FROM conn WHERE pkey IN (SELECT anc_key FROM pairs WHERE len(new_ips) > 0)
+        ), nearest AS (  -- each such connection's nearest earlier-stage connection, before and after it: the
+                         -- closest pair in (n + m) log m, where all pairs of two busy processes are n * m
+            SELECT l.desc_key, l.anc_key, l.time, l.time - b.time AS before
+            FROM later l ASOF LEFT JOIN earlier b ON b.pkey = l.anc_key AND l.time >= b.time
+        ), gaps AS (  -- how close the later stage's new address comes to the earlier stage's traffic
+            SELECT p.desc_key, p.anc_key, p.depth, p.via, p.anc_ips, p.desc_ips, p.new_ips, g.gap
+            FROM pairs p JOIN (
+                SELECT n.desc_key, n.anc_key,
+                       min(least(epoch(n.before), epoch(a.time - n.time))) AS gap
+                FROM nearest n ASOF LEFT JOIN earlier a ON a.pkey = n.anc_key AND n.time <= a.time
+                GROUP BY n.desc_key, n.anc_key
+            ) g USING (desc_key, anc_key)
+            WHERE g.gap IS NOT NULL
         ), close AS (  -- within the window; the nearest such ancestor per descendant
             SELECT * FROM gaps WHERE gap <= {w}
             QUALIFY row_number() OVER (PARTITION BY desc_key ORDER BY depth) = 1

@@ -42,7 +42,8 @@ def sql(cfg: Config) -> str:
         )
         SELECT f.*, pc.children, pc.n_sets, sh.image AS shell_image, she.command_line AS shell_command_line,
                sh.pid AS shell_pid, sh.guid AS shell_guid, sh.host, she."user",
-               sh.time AS shell_start_time, she.source_file AS shell_start_file, she.source_line AS shell_start_line,
+               sh.time AS shell_start_time, she.source_file AS shell_start_file,
+               line_of_row(she.source_line, she.rowid) AS shell_start_line,
                she.source_record AS shell_start_record,
                (SELECT list({{'image': k.image, 'pid': k.pid, 'command_line': k.command_line}} ORDER BY k.start_time)
                 FROM ctx k WHERE list_contains(pc.children, k.pkey)) AS stages

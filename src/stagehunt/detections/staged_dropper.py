@@ -29,7 +29,8 @@ def sql(cfg: Config) -> str:
     w = int(cfg.detection.window)
     return f"""
         WITH fc AS (
-            SELECT * FROM events WHERE kind = 'file_create' AND target_filename IS NOT NULL
+            SELECT * REPLACE (line_of_row(source_line, rowid) AS source_line) FROM events
+            WHERE kind = 'file_create' AND target_filename IS NOT NULL
         ), writes AS (
             SELECT pkey AS wkey, host, lower(replace(target_filename, '/', '\\')) AS f, target_filename,
                    time AS wtime, image AS w_image, pid AS w_pid, source_file AS w_file, source_line AS w_line,
