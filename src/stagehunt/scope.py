@@ -16,10 +16,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from stagehunt.config import ScopeConfig
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -179,6 +181,8 @@ class ScopeClassifier:
 
     def table(self, ips: Iterable[str | None]) -> pa.Table:
         """One row per distinct address: ip (as logged), counted (bool), reason. Join it on the raw text."""
+        import pyarrow as pa  # only here: the hunt itself needs no pyarrow (its import costs ~0.1 s)
+
         distinct = sorted({ip for ip in ips if ip is not None})
         results = [self.classify(ip) for ip in distinct]
         return pa.table({

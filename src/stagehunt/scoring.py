@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 
 import duckdb
-import pyarrow as pa
 
 from stagehunt import names as infra
 from stagehunt import scope
@@ -133,15 +132,16 @@ def _prevalence_counts(con: duckdb.DuckDBPyConnection, findings: list[Finding], 
         rows += [(i, _name(f.image), ip) for ip in ips]
     if not rows:
         return
-    con.register("_prev", pa.table({"fid": [r[0] for r in rows], "image": [r[1] for r in rows],
-                                   "ip": [r[2] for r in rows]}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _prev AS SELECT unnest(?::BIGINT[]) AS fid, "
+                "unnest(?::VARCHAR[]) AS image, unnest(?::VARCHAR[]) AS ip",
+                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
     per_image = dict(con.execute(f"""
         SELECT image, count(DISTINCT host) FROM {seen} s
         WHERE image IN (SELECT DISTINCT image FROM _prev) GROUP BY 1""").fetchall())
     same = dict(con.execute(f"""
         SELECT p.fid, count(DISTINCT s.host) FROM _prev p JOIN {seen} s ON s.ip = p.ip AND s.image = p.image
         GROUP BY p.fid""").fetchall())
-    con.unregister("_prev")
+    con.execute("DROP TABLE _prev")
     for i, f in enumerate(findings):
         ctx.prevalence[i] = (per_image.get(_name(f.image), 0), same.get(i, 0))
 

@@ -15,11 +15,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from stagehunt.schema import COLUMN_NAMES, create_table_sql
+
+if TYPE_CHECKING:  # readers that stage rows hand over Arrow tables; the store itself needs no pyarrow
+    import pyarrow as pa
 
 
 @dataclass
@@ -202,9 +205,9 @@ class EventStore:
             ).fetchall()
             fixes = [(raw, norm) for (raw,) in odd if (norm := canonical_ip(raw)) != raw]
             if fixes:
-                self.con.register("_ipfix", pa.table({"raw": [r for r, _ in fixes], "norm": [n for _, n in fixes]}))
-                self.con.execute(f"UPDATE events SET {col} = f.norm FROM _ipfix f WHERE events.{col} = f.raw")
-                self.con.unregister("_ipfix")
+                self.con.execute(f"UPDATE events SET {col} = f.norm FROM (SELECT unnest(?::VARCHAR[]) AS raw, "
+                                 f"unnest(?::VARCHAR[]) AS norm) f WHERE events.{col} = f.raw",
+                                 [[r for r, _ in fixes], [n for _, n in fixes]])
         if self.compressed:
             self.con.execute("CHECKPOINT compressed")
 

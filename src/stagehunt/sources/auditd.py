@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
-import pyarrow as pa
 
 from stagehunt.diagnostics import Diagnostics
 
@@ -194,12 +193,13 @@ class Event:
         return next((f for t, f in self.records if t == rtype), None)
 
 
-_STR, _INT, _BIG = pa.string(), pa.int32(), pa.int64()
-ROW_TYPES: dict[str, pa.DataType] = {
-    "kind": _STR, "provider": _STR, "event_id": _INT, "time": pa.timestamp("us"), "host": _STR, "pid": _BIG,
-    "image": _STR, "command_line": _STR, "user": _STR, "parent_pid": _BIG, "parent_image": _STR,
-    "parent_command_line": _STR, "protocol": _STR, "direction": _STR, "dst_ip": _STR, "dst_port": _INT,
-    "remote_ip": _STR, "remote_port": _INT, "source_file": _STR, "source_line": _BIG, "source_record": _BIG}
+# Arrow type names (pyarrow is imported only when auditd rows are made: sniffing needs none of it)
+ROW_TYPES: dict[str, str] = {
+    "kind": "string", "provider": "string", "event_id": "int32", "time": "timestamp[us]", "host": "string",
+    "pid": "int64", "image": "string", "command_line": "string", "user": "string", "parent_pid": "int64",
+    "parent_image": "string", "parent_command_line": "string", "protocol": "string", "direction": "string",
+    "dst_ip": "string", "dst_port": "int32", "remote_ip": "string", "remote_port": "int32",
+    "source_file": "string", "source_line": "int64", "source_record": "int64"}
 
 
 class Rows:
@@ -217,7 +217,10 @@ class Rows:
 
     def flush(self) -> None:
         if self.cols["kind"]:
-            self.store.insert_arrow(self.info, pa.table({k: pa.array(v, ROW_TYPES[k]) for k, v in self.cols.items()}))
+            import pyarrow as pa
+
+            self.store.insert_arrow(self.info, pa.table({k: pa.array(v, pa.type_for_alias(ROW_TYPES[k]))
+                                                         for k, v in self.cols.items()}))
             self.cols = {k: [] for k in ROW_TYPES}
 
 
