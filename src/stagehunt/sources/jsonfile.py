@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import duckdb
 import orjson
@@ -103,28 +103,16 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map the pages in one go, 
 _SLICE = 4 << 20  # bytes compared at a time: numpy's temporary stays small and in cache
 
 
-def _windows(path: Path, window: int) -> Iterator[memoryview] | None:
-    """The file's bytes, mapped a window at a time (no copies, and mapped pages never add more than a window
-    to the resident set), each window one byte longer than `window` so that a two-byte pattern across its
-    edge is seen; None when the file cannot be mapped (a pipe, a special file system)."""
-    f = open(path, "rb")  # noqa: SIM115 -- closed when the generator ends
+def _mapped(f: BinaryIO, window: int) -> Iterator[memoryview]:
+    """The open file's bytes, mapped a window at a time (no copies, and mapped pages never add more than a
+    window to the resident set), each window one byte longer than `window` so that a two-byte pattern across
+    its edge is seen. Raises OSError or ValueError for a file that cannot be mapped (a pipe, a special file
+    system)."""
     size = os.fstat(f.fileno()).st_size
-
-    def gen() -> Iterator[memoryview]:
-        with f:
-            for off in range(0, size, window):
-                length = min(window + 1, size - off)
-                with mmap.mmap(f.fileno(), length, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ,
-                               offset=off) as mm, memoryview(mm) as view:
-                    yield view
-
-    try:  # map the first window now, so that an unmappable file says so here
-        if size:
-            mmap.mmap(f.fileno(), 1, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ).close()
-    except (OSError, ValueError):
-        f.close()
-        return None
-    return gen()
+    for off in range(0, size, window):
+        with mmap.mmap(f.fileno(), min(window + 1, size - off), flags=mmap.MAP_SHARED | _POPULATE,
+                       prot=mmap.PROT_READ, offset=off) as mm, memoryview(mm) as view:
+            yield view
 
 
 def _is_clean_jsonl(path: Path, window: int = _WINDOW) -> bool:
@@ -137,12 +125,11 @@ def _is_clean_jsonl(path: Path, window: int = _WINDOW) -> bool:
         size = os.fstat(f.fileno()).st_size
         f.seek(size - 1)
         end = size - (f.read(1) == b"\n")  # a final newline ends the last line; it does not start a new one
-    windows = _windows(path, window)
-    if windows is None:
-        return False
-    for off, view in zip(range(0, end, window), windows, strict=False):
-        if _NOT_ONE_RECORD_PER_LINE.search(view, 0, min(len(view), end - off)):
-            windows.close()
+        try:
+            for off, view in zip(range(0, end, window), _mapped(f, window), strict=False):
+                if _NOT_ONE_RECORD_PER_LINE.search(view, 0, min(len(view), end - off)):
+                    return False
+        except (OSError, ValueError):  # not mappable: read it carefully
             return False
     return True
 
@@ -155,16 +142,17 @@ def _line_count(path: Path, window: int = _WINDOW) -> int | None:
     holds a bare `null` (see _all_events)."""
     import numpy as np  # here, beside DuckDB's load: its import (~0.06 s) then costs the run nothing
 
-    windows = _windows(path, window)
-    if windows is None:
-        return None
     lines, last = 0, 10
-    for view in windows:
-        a = np.frombuffer(view, dtype=np.uint8)[:window]  # the extra byte is the next window's first
-        for at in range(0, len(a), _SLICE):
-            lines += int(np.count_nonzero(a[at:at + _SLICE] == 10))
-        last = int(a[-1]) if len(a) else last
-        del a  # the mapping cannot close while numpy holds it
+    with open(path, "rb") as f:
+        try:
+            for view in _mapped(f, window):
+                a = np.frombuffer(view, dtype=np.uint8)[:window]  # the extra byte is the next window's first
+                for at in range(0, len(a), _SLICE):
+                    lines += int(np.count_nonzero(a[at:at + _SLICE] == 10))
+                last = int(a[-1])
+                del a  # the mapping cannot close while numpy holds it
+        except (OSError, ValueError):
+            return None
     return lines + (last != 10)
 
 
