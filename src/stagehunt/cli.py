@@ -19,6 +19,7 @@ from rich.text import Text
 from stagehunt import __version__, escape, sources
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.inspect import file_reports
+from stagehunt.progress import FileProgress
 from stagehunt.store import EventStore
 
 app = typer.Typer(
@@ -80,24 +81,26 @@ def load_inputs(store: EventStore, paths: list[str], fmt: str, diag: Diagnostics
         with Progress(TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(),
                       TimeRemainingColumn(), console=err, transient=True) as bar:
             task = bar.add_task("", total=total)
-            before, size = [0], [0]  # bytes of the files already read; size of the one being read
+            before = [0]  # bytes of the files already read
+            current: list[FileProgress] = []  # the one being read
 
             def on_file(inp: sources.Input) -> None:
-                before[0] += size[0]
-                size[0] = inp.path.stat().st_size
+                if current:
+                    before[0] += current[0].size
+                current[:] = [FileProgress(inp.path, inp.path.stat().st_size)]
                 bar.update(task, completed=before[0], description=escape.terminal(Path(inp.name).name)[:40])
 
-            # within a file, DuckDB's own progress through the statement reading it (one big file
-            # would otherwise sit at 0 % until it is done)
+            # within a file, how far its reader has come (one big file would otherwise sit at 0 % until it
+            # is done): DuckDB's progress through its statement, or the offset the reader has read to
             store.con.execute("SET enable_progress_bar = true")
             store.con.execute("SET enable_progress_bar_print = false")
             stop = threading.Event()
 
             def poll() -> None:
                 while not stop.wait(0.25):
-                    pct = store.con.query_progress()
-                    if pct >= 0:
-                        bar.update(task, completed=before[0] + size[0] * min(pct, 100.0) / 100)
+                    if current:
+                        file = current[0]
+                        bar.update(task, completed=before[0] + file.size * file.update(store.con.query_progress()))
 
             poller = threading.Thread(target=poll, daemon=True)
             poller.start()
