@@ -1,4 +1,4 @@
-"""Small Event XML files read with one insert give exactly what reading them one by one gives."""
+"""Small Event XML and syslog files read with one insert give exactly what reading them one by one gives."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stagehunt import sources
 from stagehunt.store import EventStore
-from tests.realdata import EVTX_FILES, write_xml_document
+from tests.realdata import EVTX_FILES, REAL, write_syslog, write_xml_document
 from tests.sources.test_json_batch import _one_by_one, _together
 
 
@@ -43,4 +43,34 @@ def test_xml_files_read_together_as_one_by_one(tmp_path: Path) -> None:
     for row in together[0]:
         lines.setdefault(row[-3], []).append(row[-2])
     assert all(None not in ls and ls == sorted(ls) for ls in lines.values())  # each file cites its own lines
+    assert together == _one_by_one(inputs)
+
+
+def test_syslog_files_read_together_as_one_by_one(tmp_path: Path) -> None:
+    """A fleet's rotated syslog files: Sysmon lines among other daemons' lines, some cut or damaged, one file
+    with no Sysmon line at all, and another format between them."""
+    azure = REAL / "otrf" / "syslog_sysmon_log4shell_cve2021_44228_jndi_reference_2022-05-11181020.json"
+    lines = write_syslog(azure, tmp_path / "all.src").read_bytes().splitlines(keepends=True)
+    rng = random.Random(20261204)
+    work = tmp_path / "hosts"
+    work.mkdir()
+    for k in range(30):
+        part = lines[(k * 7) % len(lines):][:rng.randint(3, 12)]
+        if k % 4 == 1:  # another daemon's lines between Sysmon's: skipped, noted
+            part.insert(1, b"May 11 18:10:21 UBUNTU5 CRON[1234]: (root) CMD (run-parts /etc/cron.hourly)\n")
+        if k % 5 == 3:  # a Sysmon line cut short: reported
+            part[0] = part[0][:len(part[0]) // 2] + b"\n"
+        if k % 7 == 6:
+            part = [_damaged(rng, b"".join(part))]
+        (work / f"host{k:02d}.log").write_bytes(b"".join(part))
+    # looks like Sysmon's syslog to the sniffer, but no line holds an <Event>: cannot be read as syslog
+    (work / "host05b.log").write_bytes(b"May 11 18:10:21 UBUNTU5 app: <Events><System></System></Events>\n")
+    (work / "host07b.jsonl").write_bytes(b'{"EventID": 1, "Image": "x"}\n')  # another format between them
+    with EventStore() as store:
+        inputs = list(sources.expand([str(work)], store.tmpdir))
+    together = _together(inputs)
+    assert len(together[1]) == 32 and len(together[0]) > 150
+    assert together[2], "the damage is reported"
+    assert any("cannot read as syslog: no line carries a Sysmon <Event>" in p[3] for p in together[2])
+    assert any("skipped" in note for info in together[1] for note in info[-1])
     assert together == _one_by_one(inputs)

@@ -164,7 +164,10 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
 # at most this many files and bytes: what a group with a bad file in it costs to read again, file by file.
 GROUP_FILES = 500
 GROUP_BYTES = 64 << 20
-SMALL_FILE = 1 << 20  # EVTX and XML: at most ~1000 events (JSON lines: jsonfile.SMALL_FILE)
+SMALL_FILE = 1 << 20  # EVTX, XML and syslog: at most ~1000 events (JSON lines: jsonfile.SMALL_FILE)
+# readers whose small files are read together: (module, function taking [(path, name)])
+GROUP_READERS = {"evtx": ("evtxfile", "load_group"), "xml": ("xmlfile", "load_group"),
+                 "syslog": ("xmlfile", "load_syslog_group")}
 
 
 def _size(path: Path) -> int:
@@ -188,9 +191,10 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
             return
         loaded = None
         files = [(i.path, i.name) for i in batch]
-        if len(batch) > 1 and batch_kind in ("evtx", "xml"):
+        if len(batch) > 1 and batch_kind in GROUP_READERS:
             # lazily, as their readers: the evtx library is only the EVTX reader's need
-            loaded = importlib.import_module(f"stagehunt.sources.{batch_kind}file").load_group(store, files, diag)
+            module, func = GROUP_READERS[batch_kind]
+            loaded = getattr(importlib.import_module(f"stagehunt.sources.{module}"), func)(store, files, diag)
         elif len(batch) > 1:
             loaded = jsonfile.load_json_lines_batch(store, files, batch_kind)
         if loaded is None:  # one file, or a batch with a bad file in it: one by one (nothing was kept)
@@ -231,7 +235,7 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
 def _batch_kind(path: Path, name: str | None) -> str | None:
     """With which neighbours a small file can share a statement: the reader of the group (a JSON dialect,
     "evtx" or "xml"); None when it is read on its own."""
-    if name in ("evtx", "xml"):
+    if name in GROUP_READERS:
         return name if 0 < _size(path) < SMALL_FILE else None
     if name in ("json", *DIALECTS):
         return jsonfile.batch_dialect(path, name)

@@ -245,16 +245,43 @@ def load_group(store: EventStore, files: list[tuple[Path, str]], diag: Diagnosti
     return insert_group(store, entries, diag)
 
 
+_NO_SYSMON = "no line carries a Sysmon <Event>"
+
+
 def load_syslog(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
     """Sysmon for Linux syslog lines (`... sysmon: <Event>...</Event>`); other syslog lines are skipped."""
     info = store.begin_file(name, "syslog")
     skipped: list[int] = []
     insert_records(store, info, _line_events(path, name, diag, skipped.append), "flat", diag)
+    _note_skipped(info, skipped)
+    if info.rows == 0 and not diag.counts.get(name):
+        raise ValueError(_NO_SYSMON)
+    return info
+
+
+def load_syslog_group(store: EventStore, files: list[tuple[Path, str]], diag: Diagnostics) -> list[FileInfo]:
+    """Several small syslog files ((path, name) each) with one insert for all their events
+    (jsonfile.insert_group): the same rows, files and diagnostics as `load_syslog` one by one. A fleet's
+    rotated syslog files are many and small: 300 of them took 5 s one by one, nearly all of it planning."""
+    entries = []
+    for path, name in files:
+        info = FileInfo(name, "syslog", 0)  # the store's once its rows are in
+        skipped: list[int] = []
+        try:
+            triples = list(_line_events(path, name, diag, skipped.append))
+        except OSError as e:  # as sources.load reports a file `load_syslog` cannot read
+            diag.add(name, f"cannot read as syslog: {e}")
+            triples = []
+        _note_skipped(info, skipped)
+        if not triples and not diag.counts.get(name):
+            diag.add(name, f"cannot read as syslog: {_NO_SYSMON}")
+        entries.append((info, triples))
+    return insert_group(store, entries, diag)
+
+
+def _note_skipped(info: FileInfo, skipped: list[int]) -> None:
     if skipped:
         info.notes.append(f"{len(skipped)} line(s) without Sysmon XML skipped (first: line {skipped[0]})")
-    if info.rows == 0 and not diag.counts.get(name):
-        raise ValueError("no line carries a Sysmon <Event>")
-    return info
 
 
 def _is_json_array(path: Path) -> bool:
