@@ -181,6 +181,17 @@ class EventStore:
         self.con.execute("COMMIT")  # row ids are final only now: number the lines after this
         return n
 
+    def insert_arrow_files(self, infos: list[FileInfo], table: pa.Table) -> None:
+        """Insert rows already in canonical columns (their source_* included) of several files at once: file
+        k gave `infos[k].rows` of them, after those of the files before it; the files become the store's."""
+        assert table.num_rows == sum(i.rows for i in infos)
+        first = self._next_rowid
+        for info in infos:
+            info.first_rowid, first = first, first + info.rows
+        if table.num_rows:
+            self.insert_arrow(FileInfo("", "", 0), table)  # the rows, without a file of their own
+        self.files.extend(infos)
+
     def insert_arrow(self, info: FileInfo, table: pa.Table) -> int:
         """Insert rows already in canonical columns (missing columns are NULL)."""
         cols = [c if c in table.column_names else None for c in COLUMN_NAMES]

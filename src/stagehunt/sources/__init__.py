@@ -164,10 +164,10 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
 # at most this many files and bytes: what a group with a bad file in it costs to read again, file by file.
 GROUP_FILES = 500
 GROUP_BYTES = 64 << 20
-SMALL_FILE = 1 << 20  # EVTX, XML and syslog: at most ~1000 events (JSON lines: jsonfile.SMALL_FILE)
+SMALL_FILE = 1 << 20  # EVTX, XML, syslog and auditd: ~1000 events at most (JSON lines: jsonfile.SMALL_FILE)
 # readers whose small files are read together: (module, function taking [(path, name)])
 GROUP_READERS = {"evtx": ("evtxfile", "load_group"), "xml": ("xmlfile", "load_group"),
-                 "syslog": ("xmlfile", "load_syslog_group")}
+                 "syslog": ("xmlfile", "load_syslog_group"), "auditd": ("auditd", "load_group")}
 
 
 def _size(path: Path) -> int:

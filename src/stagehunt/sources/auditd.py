@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING
 import orjson
 
 from stagehunt.diagnostics import Diagnostics
+from stagehunt.store import FileInfo
 
 if TYPE_CHECKING:
-    from stagehunt.store import EventStore, FileInfo
+    import pyarrow as pa
+
+    from stagehunt.store import EventStore
 
 BATCH = 50_000  # rows per insert
 MAX_PENDING = 1_000  # open events kept while more of their records may come (logs without EOE)
@@ -203,25 +206,36 @@ ROW_TYPES: dict[str, str] = {
 
 
 class Rows:
-    """Canonical rows in column lists, inserted every BATCH rows so memory stays flat."""
+    """Canonical rows in column lists, inserted every BATCH rows so memory stays flat; without a store, kept
+    for one insert of a group of small files (`table`)."""
 
-    def __init__(self, store: EventStore, info: FileInfo):
+    def __init__(self, store: EventStore | None = None, info: FileInfo | None = None):
         self.store, self.info = store, info
         self.cols: dict[str, list] = {k: [] for k in ROW_TYPES}
+
+    def __len__(self) -> int:
+        return len(self.cols["kind"])
 
     def add(self, values: dict[str, object]) -> None:
         for k, col in self.cols.items():
             col.append(values.get(k))
-        if len(self.cols["kind"]) >= BATCH:
+        if self.store is not None and len(self) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if self.cols["kind"]:
-            import pyarrow as pa
-
-            self.store.insert_arrow(self.info, pa.table({k: pa.array(v, pa.type_for_alias(ROW_TYPES[k]))
-                                                         for k, v in self.cols.items()}))
+        if self.store is not None and self.info is not None and len(self):
+            self.store.insert_arrow(self.info, self.table())
             self.cols = {k: [] for k in ROW_TYPES}
+
+    def truncate(self, n: int) -> None:
+        """Drop the rows after the first `n`."""
+        for col in self.cols.values():
+            del col[n:]
+
+    def table(self) -> pa.Table:
+        import pyarrow as pa
+
+        return pa.table({k: pa.array(v, pa.type_for_alias(ROW_TYPES[k])) for k, v in self.cols.items()})
 
 
 class Reader:
@@ -427,8 +441,42 @@ def _json_lines(path: Path, name: str, diag: Diagnostics) -> Iterator[tuple[obje
 def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
     """Raw auditd text, or Azure Syslog JSON rows carrying audit records (AUOMS)."""
     head = _head(path)
-    info = store.begin_file(name, "auditd", origin_unit="record" if head[:1] == b"[" else "line")
-    reader = Reader(Rows(store, info), name, diag)
+    info = store.begin_file(name, "auditd", origin_unit=_origin_unit(head))
+    _read(path, head, name, diag, info, Rows(store, info))
+    return info
+
+
+def load_group(store: EventStore, files: list[tuple[Path, str]], diag: Diagnostics) -> list[FileInfo]:
+    """Several small audit logs ((path, name) each) with one insert for all their rows: the same rows, files
+    and diagnostics as `load` one by one (300 files of 20 records took 1.8 s one by one)."""
+    rows = Rows()
+    infos = []
+    for path, name in files:
+        before = len(rows)
+        try:
+            head = _head(path)
+        except OSError as e:  # as sources.load reports a file `load` cannot open
+            diag.add(name, f"cannot read as auditd: {e}")
+            infos.append(FileInfo(name, "auditd (unreadable)", 0))
+            continue
+        info = FileInfo(name, "auditd", 0, origin_unit=_origin_unit(head))  # the store's once its rows are in
+        try:
+            _read(path, head, name, diag, info, rows)
+        except (ValueError, OSError) as e:
+            diag.add(name, f"cannot read as auditd: {e}")
+            rows.truncate(before)  # `load` inserts nothing of a small file it fails on (rows go in at its end)
+        info.rows = len(rows) - before
+        infos.append(info)
+    store.insert_arrow_files(infos, rows.table())
+    return infos
+
+
+def _origin_unit(head: bytes) -> str:
+    return "record" if head[:1] == b"[" else "line"
+
+
+def _read(path: Path, head: bytes, name: str, diag: Diagnostics, info: FileInfo, rows: Rows) -> None:
+    reader = Reader(rows, name, diag)
     not_audit = 0
     if head[:1] in (b"{", b"["):
         for msg, ln, rec, host in _json_messages(path, name, diag):
@@ -446,4 +494,3 @@ def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInf
     if reader.skipped:
         kinds = ", ".join(f"{t} {n}" for t, n in reader.skipped.most_common(5))
         info.notes.append(f"{sum(reader.skipped.values())} audit event(s) without a syscall skipped ({kinds})")
-    return info
