@@ -188,20 +188,24 @@ class EventStore:
         first = self._next_rowid
         for info in infos:
             info.first_rowid, first = first, first + info.rows
-        if table.num_rows:
-            self.insert_arrow(FileInfo("", "", 0), table)  # the rows, without a file of their own
+        self._append_arrow(table)
         self.files.extend(infos)
 
     def insert_arrow(self, info: FileInfo, table: pa.Table) -> int:
         """Insert rows already in canonical columns (missing columns are NULL)."""
+        self._append_arrow(table)
+        info.rows += table.num_rows
+        return table.num_rows
+
+    def _append_arrow(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
         cols = [c if c in table.column_names else None for c in COLUMN_NAMES]
         select = ", ".join(f'"{c}"' if c else "NULL" for c in cols)
         self.con.register("_batch", table)
         self.con.execute(f"INSERT INTO events SELECT {select} FROM _batch")
         self.con.unregister("_batch")
         self._next_rowid += table.num_rows
-        info.rows += table.num_rows
-        return table.num_rows
 
     # -- after loading ---------------------------------------------------------------------------
 
