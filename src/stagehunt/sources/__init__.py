@@ -233,8 +233,8 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
 
 
 def _batch_kind(path: Path, name: str | None) -> str | None:
-    """With which neighbours a small file can share a statement: the reader of the group (a JSON dialect,
-    "evtx" or "xml"); None when it is read on its own."""
+    """With which neighbours a small file can share a statement: the reader of the group (a JSON dialect, or
+    one of GROUP_READERS); None when it is read on its own."""
     if name in GROUP_READERS:
         return name if 0 < _size(path) < SMALL_FILE else None
     if name in ("json", *DIALECTS):
