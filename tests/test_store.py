@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from stagehunt import engine, sources
@@ -52,6 +53,10 @@ def test_load_decides_from_the_size_of_its_inputs() -> None:
         store.memory_limit_bytes = int(total / 2 / 0.6) - 1  # these inputs are just too big for it
         sources.load(store, inputs, "auto", Diagnostics())
         assert store.compressed and _events_catalog(store) == "compressed" and store.count() > 7000
+        # loading put off DuckDB's checkpoints to one at its end; after it they are as usual again (the
+        # scoring baseline is a file on disk)
+        threshold = "SELECT value FROM duckdb_settings() WHERE name = 'checkpoint_threshold'"
+        assert store.con.execute(threshold).fetchone()[0] == duckdb.connect().execute(threshold).fetchone()[0]
 
 
 def _run(compressed: bool, inputs: list[str]) -> tuple[list[tuple], list[dict], list[tuple]]:

@@ -92,6 +92,9 @@ class EventStore:
         self.con.execute("USE compressed")  # unqualified `events` now means the compressed one
         self.con.execute(create_table_sql())
         self.con.execute("DROP TABLE memory.main.events")
+        # Past 16 MiB of changes a commit checkpoints, which compresses the table: every statement of small
+        # files read together did (41 s of a 62 s load of 2500 files, 5 M events). finish() checkpoints once.
+        self.con.execute("SET checkpoint_threshold = '1TB'")
         self.compressed = True
 
     def begin_file(self, name: str, fmt: str, origin_unit: str = "line") -> FileInfo:
@@ -225,6 +228,7 @@ class EventStore:
                                  [[r for r, _ in fixes], [n for _, n in fixes]])
         if self.compressed:
             self.con.execute("CHECKPOINT compressed")
+            self.con.execute("RESET checkpoint_threshold")
 
     def count(self) -> int:
         return self.con.execute("SELECT count(*) FROM events").fetchone()[0]
