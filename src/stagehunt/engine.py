@@ -13,17 +13,11 @@ from stagehunt.config import Config
 from stagehunt.detections import DETECTIONS
 from stagehunt.findings import Finding
 from stagehunt.store import EventStore
+from stagehunt.tables import temp_table
 
 _MACROS = r"""
 CREATE OR REPLACE TEMP MACRO base_name_of(p) AS regexp_extract(p, '[^\\/]*$');
 """
-
-
-def _table(con, name: str, columns: dict[str, tuple[str, list]]) -> None:
-    """A temp table from Python lists, one per column (name: (DuckDB type, values)), passed as list parameters
-    (the hunt needs no pyarrow: importing it cost ~0.1 s per run)."""
-    select = ", ".join(f'unnest(?::{t}[]) AS "{c}"' for c, (t, _) in columns.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}", [v for _, v in columns.values()])
 
 
 def prepare(store: EventStore, cfg: Config) -> None:
@@ -63,7 +57,7 @@ def build_ip_scope(con, cfg: Config) -> None:
     (IPv6, odd spellings) by the classifier in Python. Destination exclusions apply to counted ones."""
     classify = scope.classifier(cfg.scope)
     starts, values = classify.ipv4_segments()
-    _table(con, "ipv4_segments", {"start": ("UBIGINT", starts), "counted": ("BOOLEAN", values)})
+    temp_table(con, "ipv4_segments", {"start": ("UBIGINT", starts), "counted": ("BOOLEAN", values)})
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _remote AS
         SELECT ip, regexp_full_match(ip, '{_DOTTED}') AS dotted
@@ -76,8 +70,8 @@ def build_ip_scope(con, cfg: Config) -> None:
     """)
     others = [r[0] for r in con.execute("SELECT ip FROM _remote WHERE NOT dotted").fetchall()]
     if others:
-        _table(con, "_others", {"ip": ("VARCHAR", others),
-                                "counted": ("BOOLEAN", [classify.is_external(ip) for ip in others])})
+        temp_table(con, "_others", {"ip": ("VARCHAR", others),
+                                    "counted": ("BOOLEAN", [classify.is_external(ip) for ip in others])})
         con.execute("INSERT INTO ip_scope SELECT * FROM _others")
     if cfg.exclusions.destinations:  # decided only for addresses that would count
         counted = [r[0] for r in con.execute("SELECT ip FROM ip_scope WHERE counted").fetchall()]
@@ -90,7 +84,7 @@ def _mark_excluded(con, cfg: Config) -> None:
     ex = cfg.exclusions
     images = [r[0] for r in con.execute("SELECT DISTINCT image FROM ctx WHERE image IS NOT NULL").fetchall()]
     bad_images = sorted(exclusions.Exclusions(ex).excluded_images(images))
-    _table(con, "excluded_images", {"image": ("VARCHAR", bad_images)})
+    temp_table(con, "excluded_images", {"image": ("VARCHAR", bad_images)})
     # only the kinds of exclusion configured are tested (the hash one runs a regex over every Hashes field)
     tests = ["image IN (SELECT image FROM excluded_images)"] if bad_images else []
     params: list[list[str]] = []

@@ -24,6 +24,7 @@ from stagehunt import names as infra
 from stagehunt import scope
 from stagehunt.config import Config, ScoringConfig
 from stagehunt.findings import Finding
+from stagehunt.tables import temp_table
 
 # Certificate revocation and trust-list endpoints, by the names CAs give them (any label with "ocsp",
 # crl/crl3/crls, ctldl, cacerts, pki, aia); Let's Encrypt's OCSP, CRLs and issuer certificates live under
@@ -132,9 +133,8 @@ def _prevalence_counts(con: duckdb.DuckDBPyConnection, findings: list[Finding], 
         rows += [(i, _name(f.image), ip) for ip in ips]
     if not rows:
         return
-    con.execute("CREATE OR REPLACE TEMP TABLE _prev AS SELECT unnest(?::BIGINT[]) AS fid, "
-                "unnest(?::VARCHAR[]) AS image, unnest(?::VARCHAR[]) AS ip",
-                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
+    temp_table(con, "_prev", {"fid": ("BIGINT", [r[0] for r in rows]), "image": ("VARCHAR", [r[1] for r in rows]),
+                              "ip": ("VARCHAR", [r[2] for r in rows])})
     per_image = dict(con.execute(f"""
         SELECT image, count(DISTINCT host) FROM {seen} s
         WHERE image IN (SELECT DISTINCT image FROM _prev) GROUP BY 1""").fetchall())
