@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from stagehunt.schema import COLUMN_NAMES, create_table_sql
+from stagehunt.tables import temp_table
 
 if TYPE_CHECKING:  # readers that stage rows hand over Arrow tables; the store itself needs no pyarrow
     import pyarrow as pa
@@ -223,9 +224,10 @@ class EventStore:
             ).fetchall()
             fixes = [(raw, norm) for (raw,) in odd if (norm := canonical_ip(raw)) != raw]
             if fixes:
-                self.con.execute(f"UPDATE events SET {col} = f.norm FROM (SELECT unnest(?::VARCHAR[]) AS raw, "
-                                 f"unnest(?::VARCHAR[]) AS norm) f WHERE events.{col} = f.raw",
-                                 [[r for r, _ in fixes], [n for _, n in fixes]])
+                temp_table(self.con, "_ipfix", {"raw": ("VARCHAR", [r for r, _ in fixes]),
+                                                "norm": ("VARCHAR", [n for _, n in fixes])})
+                self.con.execute(f"UPDATE events SET {col} = f.norm FROM _ipfix f WHERE events.{col} = f.raw")
+                self.con.execute("DROP TABLE _ipfix")
         if self.compressed:
             self.con.execute("CHECKPOINT compressed")
             self.con.execute("RESET checkpoint_threshold")
