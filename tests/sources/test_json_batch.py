@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -117,3 +118,28 @@ def test_a_directory_reads_the_same_together_as_one_by_one(tmp_path: Path, spec,
     with EventStore() as store:
         inputs = list(sources.expand([str(work)], store.tmpdir))
     assert _together(inputs) == _one_by_one(inputs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(contents=st.lists(st.binary(max_size=300), min_size=1, max_size=8))
+def test_files_are_laid_end_to_end_byte_for_byte_with_their_lines_counted(contents: list[bytes]) -> None:
+    """The kernel copy and the buffered one (other systems) make the same joined file: each file's bytes,
+    a newline added where its last line had none; and each file's lines are counted as it holds them."""
+    expected = b"".join(c + b"\n" if c and not c.endswith(b"\n") else c for c in contents)
+    counts = [c.count(b"\n") + (bool(c) and not c.endswith(b"\n")) for c in contents]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for k, c in enumerate(contents):
+            paths.append(Path(tmp) / f"{k}.jsonl")
+            paths[-1].write_bytes(c)
+        assert jsonfile._lay_end_to_end(paths, Path(tmp) / "kernel.jsonl") == counts
+        assert (Path(tmp) / "kernel.jsonl").read_bytes() == expected
+        kernel_copy = getattr(os, "copy_file_range", None)
+        if kernel_copy is not None:
+            del os.copy_file_range  # as on systems without it
+        try:
+            assert jsonfile._lay_end_to_end(paths, Path(tmp) / "buffered.jsonl") == counts
+        finally:
+            if kernel_copy is not None:
+                os.copy_file_range = kernel_copy
+        assert (Path(tmp) / "buffered.jsonl").read_bytes() == expected

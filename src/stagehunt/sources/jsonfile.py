@@ -230,16 +230,9 @@ def load_json_lines_batch(store: EventStore, files: list[tuple[Path, str]], dial
     file's lines numbered from 1 again. None (nothing kept) when any of them is not clean JSON lines or
     DuckDB rejects a record: the caller then reads them one by one, and the careful path finds what is wrong."""
     joined = store.tmpdir / "batch.jsonl"
-    lines = []
     try:
-        with open(joined, "wb") as out:
-            for path, _ in files:
-                data = path.read_bytes()
-                if data and not data.endswith(b"\n"):
-                    data += b"\n"  # the last line ends here, not in the next file's first
-                lines.append(data.count(b"\n"))
-                out.write(data)
-    except OSError:
+        lines = _lay_end_to_end([path for path, _ in files], joined)
+    except (OSError, ValueError):
         return None
     infos = [FileInfo(name, dialect, 0, rows=n) for (_, name), n in zip(files, lines, strict=True)]
     # the rows must number the files' lines (insert_files checks), and every file starts with `{`
@@ -254,6 +247,52 @@ def load_json_lines_batch(store: EventStore, files: list[tuple[Path, str]], dial
     if dialect == "flat":  # the joined file's row i is the group's row i
         _fill_5156_pids(store, infos[0].first_rowid, sum(lines), joined)
     return infos
+
+
+def _lay_end_to_end(paths: list[Path], joined: Path) -> list[int]:
+    """Copy the files one after another into `joined`, each ending in a newline (its last line ends there,
+    not in the next file's first); the lines of each, counted in the copy. The bytes go file to file in the
+    kernel where it can (copy_file_range) and numpy counts: through Python, 5 GB of 2 MB files took 7.5 s."""
+    import numpy as np
+
+    spans = []
+    with open(joined, "w+b", buffering=0) as out:
+        for path in paths:
+            start = out.tell()
+            with open(path, "rb", buffering=0) as src:
+                _copy(src, out, os.fstat(src.fileno()).st_size)
+            if out.tell() > start and os.pread(out.fileno(), 1, out.tell() - 1) != b"\n":
+                out.write(b"\n")
+            spans.append((start, out.tell()))
+        if not out.tell():
+            return [0] * len(paths)
+        with mmap.mmap(out.fileno(), 0, prot=mmap.PROT_READ) as mm:
+            a = np.frombuffer(mm, dtype=np.uint8)
+            lines = [int(np.count_nonzero(a[start:end] == 10)) for start, end in spans]
+            del a  # the mapping cannot close while numpy holds it
+    return lines
+
+
+def _copy(src: BinaryIO, out: BinaryIO, size: int) -> None:
+    """`size` bytes from `src` to `out`, at their offsets: in the kernel if it can, else through a buffer."""
+    done = 0
+    kernel = hasattr(os, "copy_file_range")  # Linux
+    while done < size:
+        n = 0
+        if kernel:
+            try:
+                n = os.copy_file_range(src.fileno(), out.fileno(), size - done)
+            except OSError:  # not between these file systems: copy by hand
+                kernel = False
+                continue
+        else:
+            chunk = memoryview(src.read(min(1 << 20, size - done)))
+            n = len(chunk)
+            while chunk:  # a raw write may take less than it is given
+                chunk = chunk[out.write(chunk):]
+        if not n:  # the file shrank meanwhile: the line count and DuckDB decide what it holds
+            return
+        done += n
 
 
 def _fill_5156_pids(store: EventStore, base: int, n: int, source: Path) -> None:
