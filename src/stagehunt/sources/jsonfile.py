@@ -100,6 +100,9 @@ _NOT_ONE_RECORD_PER_LINE = re.compile(rb"\n[^{]")
 
 _WINDOW = 64 << 20  # bytes mapped at a time (a multiple of mmap.ALLOCATIONGRANULARITY)
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: map the pages in one go, not one fault per page
+# read-only mappings: POSIX flags (with MAP_POPULATE where there is one), or Windows' access mode
+_READ_ONLY: dict[str, int] = (dict(flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ)
+                              if hasattr(mmap, "MAP_SHARED") else dict(access=mmap.ACCESS_READ))
 _SLICE = 4 << 20  # bytes compared at a time: numpy's temporary stays small and in cache
 
 
@@ -110,8 +113,8 @@ def _mapped(f: BinaryIO, window: int) -> Iterator[memoryview]:
     system)."""
     size = os.fstat(f.fileno()).st_size
     for off in range(0, size, window):
-        with mmap.mmap(f.fileno(), min(window + 1, size - off), flags=mmap.MAP_SHARED | _POPULATE,
-                       prot=mmap.PROT_READ, offset=off) as mm, memoryview(mm) as view:
+        with mmap.mmap(f.fileno(), min(window + 1, size - off), offset=off, **_READ_ONLY) as mm, \
+                memoryview(mm) as view:
             yield view
 
 
@@ -260,13 +263,17 @@ def _lay_end_to_end(paths: list[Path], joined: Path) -> list[int]:
         for path in paths:
             start = out.tell()
             with open(path, "rb", buffering=0) as src:
-                _copy(src, out, os.fstat(src.fileno()).st_size)
-            if out.tell() > start and os.pread(out.fileno(), 1, out.tell() - 1) != b"\n":
+                size = os.fstat(src.fileno()).st_size
+                src.seek(max(size - 1, 0))
+                ends_line = src.read(1) in (b"\n", b"")
+                src.seek(0)
+                _copy(src, out, size)
+            if not ends_line:
                 out.write(b"\n")
             spans.append((start, out.tell()))
         if not out.tell():
             return [0] * len(paths)
-        with mmap.mmap(out.fileno(), 0, prot=mmap.PROT_READ) as mm:
+        with mmap.mmap(out.fileno(), 0, **_READ_ONLY) as mm:
             a = np.frombuffer(mm, dtype=np.uint8)
             lines = [int(np.count_nonzero(a[start:end] == 10)) for start, end in spans]
             del a  # the mapping cannot close while numpy holds it
