@@ -83,8 +83,8 @@ class EventStore:
     def expect_bytes(self, total: int) -> None:
         """Told, before anything is loaded, how many bytes of input are coming. When their events would take
         more than 60 % of the memory limit uncompressed (about half the input's size, for JSON lines as for
-        EVTX), `events` moves to an in-memory database that DuckDB compresses (as it writes row groups and at
-        checkpoints). Uncompressed, such inputs leave the hunt's own tables no room: DuckDB spills, and every
+        EVTX), `events` moves to an in-memory database that DuckDB compresses when it checkpoints (once, in finish()).
+        Uncompressed, such inputs leave the hunt's own tables no room: DuckDB spills, and every
         later scan reads spilled blocks back (at 1.5-5 M events the hunt after the load took 1.5-2.7x as
         long). Compressing costs about 1 s per 1 M events, so smaller inputs stay uncompressed."""
         if self.compressed or self._next_rowid or total / 2 <= 0.6 * self.memory_limit_bytes:
@@ -214,8 +214,8 @@ class EventStore:
     # -- after loading ---------------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Normalise what SQL cannot: IP spellings (IPv6 forms, IPv4-mapped text) to one text form; compress
-        what is still uncompressed (these fixes) when the store is compressed; define line_of_row for the
+        """Normalise what SQL cannot: IP spellings (IPv6 forms, IPv4-mapped text) to one text form; in a
+        compressed store, compress the events (the one checkpoint of the load); define line_of_row for the
         files loaded."""
         self._define_line_of_row()
         for col in ("src_ip", "dst_ip", "remote_ip"):
