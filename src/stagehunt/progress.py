@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# A reader that got this far into the file reads it itself; sniffing the format reads less (64 KiB).
-_READ_BY_US = 64 << 10
+# Sniffing the format reads at most this much of a file: an offset beyond it is a reader's.
+_SNIFFED = 64 << 10
 
 
 def read_offset(path: Path) -> int | None:
@@ -49,7 +49,7 @@ class FileProgress:
     def update(self, statement_percent: float) -> float:
         """The fraction read, given DuckDB's query_progress() (-1 when no statement runs)."""
         offset = read_offset(self.path)
-        if offset is not None and offset > _READ_BY_US:
+        if offset is not None and offset > _SNIFFED:
             self._by_offset = True
         if self._by_offset:
             now = (offset or 0) / self.size if self.size else 1.0
