@@ -133,8 +133,12 @@ class ScoringConfig:
     baseline: str = ""  # a DuckDB file remembering (image, address, host) across runs; "" for none
 
 
+ENGINES = ("duckdb", "spark")
+
+
 @dataclass(frozen=True)
 class EngineConfig:
+    name: str = "duckdb"  # where the detections' statements run: "duckdb" (embedded) or "spark" (local Spark)
     memory_limit: str = "1GB"  # DuckDB spills to disk beyond this (peak RSS stays under 2 GB at 5 M events)
     threads: int = 0  # 0: all cores
 
@@ -253,6 +257,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("[scoring] fleet_min_hosts and common_min_hosts: must be at least 1")
     if not 0 <= cfg.scoring.common_share <= 100:
         raise ConfigError("[scoring] common_share: a percentage, 0-100")
+    if cfg.engine.name not in ENGINES:
+        raise ConfigError(f"[engine] name: {cfg.engine.name!r}; choose {' or '.join(ENGINES)}")
     if cfg.engine.threads < 0:
         raise ConfigError("[engine] threads: must be 0 (all cores) or more")
 

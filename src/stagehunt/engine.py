@@ -8,9 +8,11 @@ joined back as small tables, so per-event work stays inside DuckDB.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from stagehunt import exclusions, processes, scope, scoring
 from stagehunt.config import Config
-from stagehunt.detections import DETECTIONS
+from stagehunt.detections import DETECTIONS, Detection
 from stagehunt.findings import Finding
 from stagehunt.store import EventStore
 from stagehunt.tables import temp_table
@@ -100,20 +102,30 @@ def _mark_excluded(con, cfg: Config) -> None:
 
 
 def run(store: EventStore, cfg: Config, detections: list[str] | None = None) -> list[Finding]:
-    """Prepare, run each detection, score; every finding, highest score first, suppressed ones last."""
+    """Prepare, run each detection (on the configured engine), score; every finding, highest score first,
+    suppressed ones last."""
     prepare(store, cfg)
     kinds = {k for (k,) in store.con.execute("SELECT DISTINCT kind FROM events").fetchall()}
+    # a detection whose event kinds are absent cannot fire, and is not run
+    chosen = [DETECTIONS[d] for d in detections or list(DETECTIONS) if kinds.issuperset(DETECTIONS[d].needs)]
+    if cfg.engine.name == "spark":
+        from stagehunt import spark_engine  # pyspark is optional, and slow to import
+
+        results = spark_engine.rows(store, cfg, chosen)
+    else:
+        results = _duckdb_rows(store, cfg, chosen)
     findings: list[Finding] = []
-    for det_id in detections or list(DETECTIONS):
-        det = DETECTIONS[det_id]
-        if not kinds.issuperset(det.needs):
-            continue  # nothing it reads is there: it cannot fire
+    for det, row in results:
+        finding = det.build(row, cfg)
+        finding.process_key = row.get("pkey") or row.get("desc_key")
+        finding.earlier_key = row.get("anc_key") or row.get("wkey") or row.get("skey")
+        findings.append(finding)
+    return scoring.rank(store.con, findings, cfg)
+
+
+def _duckdb_rows(store: EventStore, cfg: Config, detections: list[Detection]) -> Iterator[tuple[Detection, dict]]:
+    for det in detections:
         cur = store.con.execute(det.sql(cfg))
         cols = [c[0] for c in cur.description]
         for values in cur.fetchall():
-            row = dict(zip(cols, values, strict=True))
-            finding = det.build(row, cfg)
-            finding.process_key = row.get("pkey") or row.get("desc_key")
-            finding.earlier_key = row.get("anc_key") or row.get("wkey") or row.get("skey")
-            findings.append(finding)
-    return scoring.rank(store.con, findings, cfg)
+            yield det, dict(zip(cols, values, strict=True))

@@ -14,7 +14,9 @@ def conn_evidence_sql(alias: str = "c") -> str:
     """Aggregate: the list of connection evidence, in time order, over `conn`-shaped rows."""
     a = f"{alias}." if alias else ""
     return (f"list({{'file': {a}source_file, 'line': {a}source_line, 'record': {a}source_record, 'time': {a}time, "
-            f"'ip': {a}ip, 'port': {a}port, 'protocol': {a}protocol}} ORDER BY {a}time, {a}source_line)")
+            f"'ip': {a}ip, 'port': {a}port, 'protocol': {a}protocol}} "
+            # a total order (every event has its own origin), so that any engine lists them alike
+            f"ORDER BY {a}time, {a}source_file, {a}source_line, {a}source_record)")
 
 
 def conn_stats_sql(alias: str = "c") -> str:
@@ -54,7 +56,7 @@ def bursts_sql(source: str, gkey: str, cfg: Config, having: str = "") -> str:
     else:
         member = f"""
         member AS (
-            SELECT g.*, epoch(time_bucket(INTERVAL {w} SECONDS, time, TIMESTAMP '1970-01-01'))::BIGINT AS burst
+            SELECT g.*, CAST(floor(epoch_us(time) / {w * 1_000_000}) AS BIGINT) * {w} AS burst  -- UTC-aligned
             FROM g
         )"""
     return f"""

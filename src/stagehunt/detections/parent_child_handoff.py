@@ -32,35 +32,41 @@ def sql(cfg: Config) -> str:
     return f"""
         WITH RECURSIVE ips AS (
             SELECT pkey, list(DISTINCT ip) AS ips FROM conn GROUP BY pkey
-        ), anc(desc_key, anc_key, depth, via) AS (
-            SELECT k.pkey, k.parent_key, 1, []::VARCHAR[] FROM ctx k
+        ), anc(desc_key, anc_key, depth, via, via_images) AS (  -- via: the generations between, and their images
+            SELECT k.pkey, k.parent_key, 1, []::VARCHAR[], []::VARCHAR[] FROM ctx k
             WHERE NOT k.excluded AND k.parent_key IS NOT NULL
             UNION ALL
-            SELECT a.desc_key, p.parent_key, a.depth + 1, list_append(a.via, a.anc_key)
+            SELECT a.desc_key, p.parent_key, a.depth + 1, list_append(a.via, a.anc_key),
+                   list_prepend(p.image, a.via_images)
             FROM anc a JOIN proc p ON p.key = a.anc_key
             WHERE a.depth < {d.handoff_depth} AND p.parent_key IS NOT NULL
         ), pairs AS (
-            SELECT a.desc_key, a.anc_key, a.depth, a.via, ia.ips AS anc_ips, id.ips AS desc_ips,
+            SELECT a.desc_key, a.anc_key, a.depth, a.via, a.via_images, ia.ips AS anc_ips, id.ips AS desc_ips,
                    list_filter(id.ips, lambda x: NOT list_contains(ia.ips, x)) AS new_ips
             FROM anc a JOIN ips ia ON ia.pkey = a.anc_key JOIN ips id ON id.pkey = a.desc_key
             WHERE a.anc_key <> a.desc_key
-        ), later AS (  -- the later stage's connections to its new addresses
-            SELECT p.desc_key, p.anc_key, cd.time
+        ), stages AS (  -- per pair: the later stage's connections to its new addresses, and the earlier's
+            SELECT p.desc_key, p.anc_key, cd.time, true AS later
             FROM pairs p JOIN conn cd ON cd.pkey = p.desc_key AND list_contains(p.new_ips, cd.ip)
-            WHERE len(p.new_ips) > 0
-        ), earlier AS (
-            SELECT pkey, time FROM conn WHERE pkey IN (SELECT anc_key FROM pairs WHERE len(new_ips) > 0)
-        ), nearest AS (  -- each such connection's nearest earlier-stage connection, before and after it: the
-                         -- closest pair in (n + m) log m, where all pairs of two busy processes are n * m
-            SELECT l.desc_key, l.anc_key, l.time, l.time - b.time AS before
-            FROM later l ASOF LEFT JOIN earlier b ON b.pkey = l.anc_key AND l.time >= b.time
+            WHERE array_length(p.new_ips) > 0
+            UNION ALL
+            SELECT p.desc_key, p.anc_key, ca.time, false AS later
+            FROM pairs p JOIN conn ca ON ca.pkey = p.anc_key
+            WHERE array_length(p.new_ips) > 0
+        ), nearest AS (  -- each later connection's nearest earlier one, before and after it: one sort per
+                         -- pair, (n + m) log (n + m), where comparing all pairs of two busy processes is n * m
+            SELECT desc_key, anc_key, time, later,
+                   max(CASE WHEN NOT later THEN time END) OVER (PARTITION BY desc_key, anc_key ORDER BY time
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS before,
+                   min(CASE WHEN NOT later THEN time END) OVER (PARTITION BY desc_key, anc_key ORDER BY time
+                       ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS after
+            FROM stages
         ), gaps AS (  -- how close the later stage's new address comes to the earlier stage's traffic
-            SELECT p.desc_key, p.anc_key, p.depth, p.via, p.anc_ips, p.desc_ips, p.new_ips, g.gap
+            SELECT p.desc_key, p.anc_key, p.depth, p.via, p.via_images, p.anc_ips, p.desc_ips, p.new_ips, g.gap
             FROM pairs p JOIN (
-                SELECT n.desc_key, n.anc_key,
-                       min(least(epoch(n.before), epoch(a.time - n.time))) AS gap
-                FROM nearest n ASOF LEFT JOIN earlier a ON a.pkey = n.anc_key AND n.time <= a.time
-                GROUP BY n.desc_key, n.anc_key
+                SELECT desc_key, anc_key,
+                       min(least(epoch_us(time) - epoch_us(before), epoch_us(after) - epoch_us(time))) / 1e6 AS gap
+                FROM nearest WHERE later GROUP BY desc_key, anc_key
             ) g USING (desc_key, anc_key)
             WHERE g.gap IS NOT NULL
         ), close AS (  -- within the window; the nearest such ancestor per descendant
@@ -74,9 +80,6 @@ def sql(cfg: Config) -> str:
             JOIN conn c ON c.pkey = cl.k GROUP BY cl.desc_key
         )
         SELECT cl.*, cs.* EXCLUDE (desc_key),
-               (SELECT list(base_name_of(p.image) ORDER BY v.pos DESC)  -- an equi-join: no scan of proc per row
-                FROM (SELECT unnest(cl.via) AS key, generate_subscripts(cl.via, 1) AS pos) v
-                JOIN proc p ON p.key = v.key) AS via_images,
                k.* EXCLUDE (pkey),
                a.image AS anc_image, a.command_line AS anc_command_line, a.pid AS anc_pid, a.guid AS anc_guid,
                a.start_file AS anc_start_file, a.start_line AS anc_start_line, a.start_record AS anc_start_record,
@@ -95,7 +98,7 @@ def build(row: dict[str, Any], cfg: Config) -> Finding:
     all_ips = sorted(anc_set | desc_set)
     span = (row["last_time"] - row["first_time"]).total_seconds()
     earlier, later = base_name(row["anc_image"]), base_name(row["image"])
-    via = row.get("via_images") or []
+    via = [base_name(image) for image in row.get("via_images") or []]
     path = f" via {' -> '.join(via)}" if via else ""
     new_contacts = [c for c in first_contacts(desc_conns) if c[0] in set(row["new_ips"])]
     kin = "child" if row["depth"] == 1 else f"generation-{row['depth']} descendant"
