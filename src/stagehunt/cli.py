@@ -209,6 +209,9 @@ def hunt(
                                                      "with suppressed_by.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Table output: every reason, the score "
                                           "breakdown and the evidence locations.")] = False,
+    engine: Annotated[str | None, typer.Option(help="Where the detections run: duckdb (embedded, default) or "
+                                               "spark (local Apache Spark on loopback: needs the spark extra and "
+                                               "Java 17+; same findings) (config engine.name).")] = None,
     strict: StrictOpt = False,
 ) -> None:
     """Hunt for multi-stage C2: read the telemetry, run the detections, write ranked, explained findings."""
@@ -217,6 +220,7 @@ def hunt(
         from stagehunt import api, sinks
         from stagehunt.config import ConfigError, load_config, parse_duration
         from stagehunt.detections import DETECTIONS
+        from stagehunt.engine import EngineError
 
         if output not in OUTPUTS:
             fail(f"unknown --output {output!r}; choose one of: {', '.join(OUTPUTS)}")
@@ -231,11 +235,14 @@ def hunt(
                            "window_mode": window_mode, "group_by": group_by},
                 scope={"count_internal": count_internal,
                        "home_networks": (*cfg.scope.home_networks, *home_net) if home_net else None},
-                scoring={"min_score": min_score})
+                scoring={"min_score": min_score}, engine={"name": engine})
         except ConfigError as e:
             fail(str(e))
         diag = Diagnostics()
-        result = api.hunt_detailed(paths, cfg, fmt, detection or None, diag, load=load_inputs)
+        try:
+            result = api.hunt_detailed(paths, cfg, fmt, detection or None, diag, load=load_inputs)
+        except EngineError as e:
+            fail(f"{cfg.engine.name} engine: {e}")
         findings = result.findings + (result.hidden if include_suppressed else [])
         target = out_file if out_file is not None else Console(highlight=False) if output == "table" else sys.stdout
         opts = {"verbose": verbose} if output == "table" else {}

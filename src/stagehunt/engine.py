@@ -17,16 +17,15 @@ from stagehunt.findings import Finding
 from stagehunt.store import EventStore
 from stagehunt.tables import temp_table
 
-_MACROS = r"""
-CREATE OR REPLACE TEMP MACRO base_name_of(p) AS regexp_extract(p, '[^\\/]*$');
-"""
+
+class EngineError(RuntimeError):
+    """The configured engine cannot run: not installed, cannot start, or cannot run a detection."""
 
 
 def prepare(store: EventStore, cfg: Config) -> None:
     """Build proc, ip_scope, conn and ctx in the store's connection."""
     con = store.con
-    con.execute(_MACROS)
-    processes.build(con)
+    processes.build(con)  # defines the macros (macros.py) too
     build_ip_scope(con, cfg)
     processes.build_connections(con, cfg.exclusions.ports)
     # per networked process: its context from its start event, else what its connections say

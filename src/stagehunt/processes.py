@@ -16,16 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
-# An all-zero guid (Sysmon for Linux when the parent predates Sysmon) means "unknown".
-_MACROS = """
-CREATE OR REPLACE TEMP MACRO norm_guid(g) AS
-  CASE WHEN regexp_matches(g, '[^{} 0-]')
-       THEN lower(CASE WHEN starts_with(g, '{') AND ends_with(g, '}') THEN g[2:-2] ELSE trim(g, '{} ') END) END;
-CREATE OR REPLACE TEMP MACRO key_of_guid(host, ng) AS 'g|' || coalesce(host, '') || '|' || ng;
-CREATE OR REPLACE TEMP MACRO guid_key(host, g) AS key_of_guid(host, norm_guid(g));
-CREATE OR REPLACE TEMP MACRO pid_key(host, pid, started) AS
-  'p|' || coalesce(host, '') || '|' || pid::VARCHAR || '|' || coalesce(strftime(started, '%Y-%m-%dT%H:%M:%S.%f'), '-');
-"""
+from stagehunt.macros import duckdb_macros
 
 
 def build(con: duckdb.DuckDBPyConnection) -> None:
@@ -34,7 +25,7 @@ def build(con: duckdb.DuckDBPyConnection) -> None:
     Work that only some inputs need (Security events beside Sysmon, parents known by pid alone, the
     same start logged twice) is asked about first and skipped when absent: the common case is one
     pass over the process starts."""
-    con.execute(_MACROS)
+    con.execute(duckdb_macros())
     # Where a host has Sysmon, Security 4688/5156 repeat what Sysmon says (without guids): use Sysmon.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE host_sources AS
@@ -85,18 +76,46 @@ def _has(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
     return con.execute(sql).fetchone() is not None
 
 
-def keyed_sql(relation: str, guid_col: str = "process_guid", pid_col: str = "pid") -> str:
+def keyed_sql(relation: str, guid_col: str = "process_guid", pid_col: str = "pid", *,
+              row_id: str | None = None) -> str:
     """SELECT pkey, * over `relation` (events): each event's process instance key, the same way for
-    every kind — by guid, else by the latest start of that pid at or before the event, else by image."""
+    every kind — by guid, else by the latest start of that pid at or before the event, else by image.
+
+    Without `row_id` the start is found by DuckDB's ASOF join (the many network events of the
+    preparation); with it, `row_id` naming a column unique per row, by `latest_start_sql`, which
+    any SQL engine runs (the detections, see spark_sql.py)."""
+    by_guid = f"SELECT guid_key(host, {guid_col}) AS pkey, * FROM {relation} WHERE norm_guid({guid_col}) IS NOT NULL"
+    by_pid = f"""CASE WHEN n.{pid_col} IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
+                    ELSE pid_key(n.host, n.{pid_col}, n.started) END AS pkey"""
+    no_guid = f"(SELECT * FROM {relation} WHERE norm_guid({guid_col}) IS NULL)"
+    if row_id is not None:
+        return f"""
+        {by_guid}
+        UNION ALL
+        SELECT {by_pid}, n.* EXCLUDE (started) FROM ({latest_start_sql(no_guid, pid_col, "time", row_id)}) n
+    """
     return f"""
-        SELECT guid_key(host, {guid_col}) AS pkey, * FROM {relation} WHERE norm_guid({guid_col}) IS NOT NULL
+        {by_guid}
         UNION ALL BY NAME
-        SELECT CASE WHEN n.{pid_col} IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
-                    ELSE pid_key(n.host, n.{pid_col}, s.time) END AS pkey, n.*
-        FROM (SELECT * FROM {relation} WHERE norm_guid({guid_col}) IS NULL) n
+        SELECT {by_pid.replace("n.started", "s.time")}, n.*
+        FROM {no_guid} n
         ASOF LEFT JOIN (SELECT host, pid, time FROM proc WHERE guid IS NULL) s
           ON s.host IS NOT DISTINCT FROM n.host AND s.pid = n.{pid_col} AND n.time >= s.time
     """
+
+
+def latest_start_sql(relation: str, pid_col: str, time_col: str, row_id: str) -> str:
+    """SELECT *, started over `relation`: per row, when the latest start of a process without a guid with
+    the row's host and pid (`pid_col`) at or before its `time_col` happened (NULL if none logged).
+    A join and a ranking per row (`row_id`: a column unique per row), so any SQL engine runs it."""
+    return f"""
+        SELECT * EXCLUDE (start_rank) FROM (
+            SELECT n.*, s.time AS started,
+                   row_number() OVER (PARTITION BY n.{row_id} ORDER BY s.time DESC) AS start_rank
+            FROM {relation} n
+            LEFT JOIN (SELECT host, pid, time FROM proc WHERE guid IS NULL) s
+              ON s.host IS NOT DISTINCT FROM n.host AND s.pid = n.{pid_col} AND n.{time_col} >= s.time
+        ) ranked WHERE start_rank = 1"""
 
 
 def build_connections(con: duckdb.DuckDBPyConnection, excluded_ports: tuple[int, ...]) -> None:

@@ -20,21 +20,23 @@ from typing import Any
 
 from stagehunt.config import Config
 from stagehunt.detections import Detection
-from stagehunt.spark_sql import FUNCTIONS, UnportableSQL, to_spark
+from stagehunt.engine import EngineError
+from stagehunt.macros import spark_functions
 from stagehunt.store import EventStore, _bytes
 
-# What the detections read besides the prepared tables: the process-start events (a detection joins
-# them by rowid for a start's command line and evidence), with their line numbers resolved.
+# What the detections read besides the prepared tables: the events of the kinds they read directly
+# (process starts they join by rowid for a start's command line and evidence; file creations, process
+# accesses), with a rowid column and their line numbers resolved.
 _EXPORTS = {
     "proc": "SELECT * FROM proc",
     "conn": "SELECT * FROM conn",
     "ctx": "SELECT * FROM ctx",
     "events": "SELECT rowid AS rowid, * REPLACE (line_of_row(source_line, rowid) AS source_line) FROM events "
-              "WHERE kind = 'process_start'",
+              "WHERE kind IN ('process_start', 'file_create', 'process_access')",
 }
 # line numbers arrive resolved, so Spark's line_of_row is the identity
-_SPARK_FUNCTIONS = (*FUNCTIONS, "CREATE OR REPLACE TEMPORARY FUNCTION line_of_row(line BIGINT, r BIGINT) "
-                                "RETURNS BIGINT RETURN line")
+_LINE_OF_ROW = ("CREATE OR REPLACE TEMPORARY FUNCTION line_of_row(line BIGINT, r BIGINT) "
+                "RETURNS BIGINT RETURN line")
 
 _QUIET_LOG4J = """\
 rootLogger.level = error
@@ -44,26 +46,42 @@ appender.console.name = stderr
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = spark: %p %c{1}: %m%n
+# pyspark runs as a shell, whose logger Spark would set to WARN, saying so on standard error
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
 """
 
 
-class SparkUnavailable(RuntimeError):
+class SparkUnavailable(EngineError):
     """pyspark or sqlglot is not installed, or Spark could not start (no Java)."""
+
+
+_INSTALL = "the Spark engine needs pyspark and sqlglot: pip install 'stagehunt[spark]' (and Java 17 or later)"
+
+
+def _translator() -> Any:
+    try:
+        from stagehunt import spark_sql
+    except ImportError as e:  # sqlglot
+        raise SparkUnavailable(_INSTALL) from e
+    return spark_sql
 
 
 def unportable(detections: list[Detection], cfg: Config) -> dict[str, str]:
     """Detection id -> why its statement cannot run on Spark, for those that cannot."""
+    translator = _translator()
     out = {}
     for det in detections:
         try:
-            to_spark(det.sql(cfg))
-        except UnportableSQL as e:
+            translator.to_spark(det.sql(cfg))
+        except translator.UnportableSQL as e:
             out[det.id] = str(e)
     return out
 
 
 def rows(store: EventStore, cfg: Config, detections: list[Detection]) -> Iterator[tuple[Detection, dict[str, Any]]]:
     """Each detection's result rows, computed by Spark over the tables prepared in the store."""
+    to_spark = _translator().to_spark
     statements = [(det, to_spark(det.sql(cfg))) for det in detections]  # refuse before starting a JVM
     spark = session(cfg)
     folder = Path(store.tmpdir) / "spark"
@@ -72,7 +90,7 @@ def rows(store: EventStore, cfg: Config, detections: list[Detection]) -> Iterato
         path = folder / f"{name}.parquet"
         store.con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
         spark.read.parquet(str(path)).createOrReplaceTempView(name)
-    for statement in _SPARK_FUNCTIONS:
+    for statement in [*spark_functions(), _LINE_OF_ROW]:
         spark.sql(statement)
     for det, sql in statements:
         for row in spark.sql(sql).collect():
@@ -91,7 +109,7 @@ def session(cfg: Config) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as e:
-        raise SparkUnavailable("the Spark engine needs pyspark and sqlglot: pip install 'stagehunt[spark]'") from e
+        raise SparkUnavailable(_INSTALL) from e
     scratch = tempfile.mkdtemp(prefix="stagehunt-spark-")
     atexit.register(shutil.rmtree, scratch, True)
     log4j = Path(scratch) / "log4j2-quiet.properties"
@@ -107,10 +125,20 @@ def session(cfg: Config) -> Any:
                .config("spark.sql.parquet.inferTimestampNTZ.enabled", "true")  # DuckDB's naive UTC times
                .config("spark.sql.shuffle.partitions", str(max(2, threads)))
                .config("spark.local.dir", str(scratch)))
+    # The JVM inherits standard error when it starts and notes its modules there: it gets a log file
+    # instead, quoted if it does not start.
+    log = Path(scratch) / "spark.log"
+    saved = os.dup(2)
     try:
+        with open(log, "wb") as f:
+            os.dup2(f.fileno(), 2)
         _session = builder.getOrCreate()
     except Exception as e:  # no Java, or the JVM could not start
-        raise SparkUnavailable(f"Spark could not start: {str(e).splitlines()[0] if str(e) else type(e).__name__}") \
-            from e
+        lines = [*log.read_text(errors="replace").splitlines(), *str(e).splitlines(), type(e).__name__]
+        first = next(x for x in lines if x.strip() and "incubator" not in x)
+        raise SparkUnavailable(f"Spark could not start: {first}") from e
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
     _session.sparkContext.setLogLevel("ERROR")
     return _session

@@ -2,11 +2,13 @@
 does not (or gets silently wrong) for the constructs the detections use.
 
 What each rewrite keeps equal between the engines:
+  list(...) over no rows         -> NULL, not Spark's empty array
   list(x ORDER BY k, ...)        -> the values of collect_list(struct(k is null, k, ..., x)) sorted: DuckDB
                                     puts NULL keys last, Spark's struct order would put them first
   list(DISTINCT x ORDER BY x)    -> array_sort(collect_set(x))
   list(DISTINCT x)               -> collect_set(x)
   count(DISTINCT x) OVER (...)   -> size(collect_set(x) OVER (...))   (Spark has no DISTINCT windows)
+  regexp_full_match(s, 'p')      -> s RLIKE '^(?:p)\\z'
   epoch_us(t)                    -> unix_micros(CAST(t AS TIMESTAMP)), in the session's UTC
 A construct with no faithful Spark form (ASOF joins, SELECT * REPLACE, a DESC key in an ordered list)
 raises UnportableSQL naming it, rather than running as something else.
@@ -17,14 +19,10 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-# The macros the detections call, as Spark SQL functions (the DuckDB ones are in engine.py).
-FUNCTIONS = (
-    r"CREATE OR REPLACE TEMPORARY FUNCTION base_name_of(p STRING) RETURNS STRING "
-    r"RETURN regexp_extract(p, '[^\\\\/]*$', 0)",
-)
+from stagehunt.engine import EngineError
 
 
-class UnportableSQL(ValueError):
+class UnportableSQL(EngineError):
     """A statement uses a DuckDB construct that has no faithful Spark SQL form here."""
 
 
@@ -57,6 +55,13 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         window = node.copy()
         window.set("this", exp.Anonymous(this="collect_set", expressions=[values[0].copy()]))
         return exp.Anonymous(this="size", expressions=[window])
+    if isinstance(node, exp.RegexpFullMatch):
+        pattern = node.expression
+        if not isinstance(pattern, exp.Literal) or not pattern.is_string:
+            raise UnportableSQL("regexp_full_match with a pattern that is not a literal has no Spark SQL form here")
+        # Java's $ also matches before a final line break; RE2's full match does not: anchor with \z
+        anchored = exp.Literal.string("^(?:" + pattern.this + r")\z")
+        return exp.RegexpLike(this=node.this.copy(), expression=anchored)
     if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
         # times are naive UTC (TIMESTAMP_NTZ); read as TIMESTAMP in the session's UTC they keep their value
         as_utc = exp.Cast(this=node.expressions[0].copy(), to=exp.DataType.build("TIMESTAMP"))
@@ -65,7 +70,14 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
 
 
 def _ordered_list(agg: exp.ArrayAgg, where: exp.Expression | None) -> exp.Expression:
-    """DuckDB's list(...) aggregate, with its DISTINCT, ORDER BY and FILTER, as Spark expressions."""
+    """DuckDB's list(...) aggregate, with its DISTINCT, ORDER BY and FILTER, as Spark expressions. Over no
+    rows DuckDB gives NULL where Spark gives an empty array: NULL it is."""
+    collected = _collected(agg, where)
+    size = exp.Anonymous(this="size", expressions=[collected])
+    return exp.If(this=exp.GT(this=size, expression=exp.Literal.number(0)), true=collected.copy(), false=exp.Null())
+
+
+def _collected(agg: exp.ArrayAgg, where: exp.Expression | None) -> exp.Expression:
     inner = agg.this
     keys: list[exp.Ordered] = []
     if isinstance(inner, exp.Order):

@@ -40,10 +40,11 @@ def bursts_sql(source: str, gkey: str, cfg: Config, having: str = "") -> str:
             SELECT gkey, time, count(DISTINCT ip) OVER (PARTITION BY gkey ORDER BY time
                    RANGE BETWEEN CURRENT ROW AND INTERVAL {w} SECONDS FOLLOWING) AS n
             FROM g
-        ), opening AS (  -- windows that qualify; overlapping ones merge into one burst
+        ), opening AS (  -- windows that qualify; overlapping ones merge into one burst. One row per time:
+                         -- with ties, this window and the next could order tied rows apart and split a burst
             SELECT gkey, time, CASE WHEN lag(time) OVER (PARTITION BY gkey ORDER BY time)
                                          >= time - INTERVAL {w} SECONDS THEN 0 ELSE 1 END AS opens
-            FROM win WHERE n >= {d.min_ips}
+            FROM (SELECT DISTINCT gkey, time FROM win WHERE n >= {d.min_ips}) q
         ), numbered AS (
             SELECT gkey, time, sum(opens) OVER (PARTITION BY gkey ORDER BY time ROWS UNBOUNDED PRECEDING) AS burst
             FROM opening

@@ -23,7 +23,7 @@ from stagehunt.detections.common import (
     span_text,
 )
 from stagehunt.findings import Evidence, Finding, iso
-from stagehunt.processes import keyed_sql
+from stagehunt.processes import keyed_sql, latest_start_sql
 
 INJECT_RIGHTS = 0x20 | 0x2  # PROCESS_VM_WRITE | PROCESS_CREATE_THREAD
 # The Windows subsystem server opens every new process with full access as part of creating it.
@@ -34,24 +34,24 @@ def sql(cfg: Config) -> str:
     w = int(cfg.detection.window)
     return f"""
         WITH pa AS (
-            SELECT * REPLACE (line_of_row(source_line, rowid) AS source_line) FROM events
-            WHERE kind = 'process_access'
-              AND (TRY_CAST(granted_access AS BIGINT) & {INJECT_RIGHTS}) <> 0
+            SELECT rowid AS erow, * EXCLUDE (source_line), line_of_row(source_line, rowid) AS source_line
+            FROM events WHERE kind = 'process_access'
+              AND (access_mask(granted_access) & {INJECT_RIGHTS}) <> 0
         ), acc AS (
-            SELECT pkey AS skey, host, time AS atime, granted_access, image AS s_image, pid AS s_pid,
+            SELECT erow, pkey AS skey, host, time AS atime, granted_access, image AS s_image, pid AS s_pid,
                    target_image, target_pid, target_guid,
                    source_file AS a_file, source_line AS a_line, source_record AS a_record
-            FROM ({keyed_sql("pa")})
+            FROM ({keyed_sql("pa", row_id="erow")})
         ), keyed AS (  -- the target's process key: its guid, else its pid's latest start before the access
-            SELECT a.*, CASE WHEN norm_guid(a.target_guid) IS NOT NULL THEN guid_key(a.host, a.target_guid)
-                             ELSE pid_key(a.host, a.target_pid, s.time) END AS tkey
-            FROM acc a ASOF LEFT JOIN (SELECT host, pid, time FROM proc WHERE guid IS NULL) s
-              ON s.host IS NOT DISTINCT FROM a.host AND s.pid = a.target_pid AND a.atime >= s.time
+            SELECT a.* EXCLUDE (started),
+                   CASE WHEN norm_guid(a.target_guid) IS NOT NULL THEN guid_key(a.host, a.target_guid)
+                        ELSE pid_key(a.host, a.target_pid, a.started) END AS tkey
+            FROM ({latest_start_sql("acc", "target_pid", "atime", "erow")}) a
         ), first_acc AS (  -- handles that come with starting a process are not injection
             SELECT ky.* FROM keyed ky LEFT JOIN proc tp ON tp.key = ky.tkey
             WHERE ky.tkey IS NOT NULL AND ky.tkey <> ky.skey AND tp.parent_key IS DISTINCT FROM ky.skey
               AND NOT regexp_full_match(lower(coalesce(ky.s_image, '')), '{CREATION_ACCESSOR}')
-            QUALIFY row_number() OVER (PARTITION BY ky.tkey ORDER BY ky.atime) = 1
+            QUALIFY row_number() OVER (PARTITION BY ky.tkey ORDER BY ky.atime, ky.erow) = 1
         ), before AS (  -- what source and target had reached before the access (two equi-joins: fast)
             SELECT fa.tkey, c.ip FROM first_acc fa JOIN conn c ON c.pkey = fa.skey AND c.time < fa.atime
             UNION ALL

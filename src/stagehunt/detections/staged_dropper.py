@@ -29,18 +29,18 @@ def sql(cfg: Config) -> str:
     w = int(cfg.detection.window)
     return f"""
         WITH fc AS (
-            SELECT * REPLACE (line_of_row(source_line, rowid) AS source_line) FROM events
-            WHERE kind = 'file_create' AND target_filename IS NOT NULL
+            SELECT rowid AS erow, * EXCLUDE (source_line), line_of_row(source_line, rowid) AS source_line
+            FROM events WHERE kind = 'file_create' AND target_filename IS NOT NULL
         ), writes AS (
             SELECT pkey AS wkey, host, lower(replace(target_filename, '/', '\\')) AS f, target_filename,
                    time AS wtime, image AS w_image, pid AS w_pid, source_file AS w_file, source_line AS w_line,
-                   source_record AS w_record
-            FROM ({keyed_sql("fc")})
+                   source_record AS w_record, erow AS w_row
+            FROM ({keyed_sql("fc", row_id="erow")})
         ), pairs AS (  -- the latest write of the file before the process started from it
             SELECT w.*, p.key AS ckey, p.time AS ctime
             FROM writes w JOIN proc p
               ON p.host IS NOT DISTINCT FROM w.host AND lower(replace(p.image, '/', '\\')) = w.f AND p.time >= w.wtime
-            QUALIFY row_number() OVER (PARTITION BY p.key ORDER BY w.wtime DESC) = 1
+            QUALIFY row_number() OVER (PARTITION BY p.key ORDER BY w.wtime DESC, w.w_row DESC) = 1
         ), writer_ips AS (
             SELECT pkey, list(DISTINCT ip) AS ips FROM conn GROUP BY pkey
         ), hits AS (
