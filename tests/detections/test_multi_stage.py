@@ -8,6 +8,9 @@ import pytest
 from builders import T0, conn, guid, minutes, start, write
 
 from stagehunt import Config, hunt
+from stagehunt.api import hunt_detailed
+from stagehunt.simulate.lab import write_scenario
+from stagehunt.simulate.scenarios import build_all
 
 PS = r"C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe"
 
@@ -188,3 +191,15 @@ def test_handoff_through_two_intermediates_names_them_in_order(tmp_path):
     assert (h.image, h.parent_image) == (s2, PS)
     assert any("generation-3 descendant of powershell.exe (pid 40) via cmd.exe -> wscript.exe" in r for r in h.reasons)
     assert of_type(run(tmp_path, evs, detection={"handoff_depth": 2}), "parent_child_handoff") == []
+
+
+def test_tied_times_do_not_split_a_burst(tmp_path):
+    """The same events read from several exports tie on time. The windows that find where a burst opens
+    and number the bursts must not order tied rows apart: that split one burst into two identical
+    findings (seen with the fleet scenario hunted in every format at once)."""
+    for sc in build_all(["fleet-vs-lone"]):
+        write_scenario(tmp_path, sc, None)
+    result = hunt_detailed([str(tmp_path)], Config())
+    findings = result.findings + result.hidden
+    keys = [(f.detection_type, f.host, f.process_guid, f.first_contact) for f in findings]
+    assert len(findings) > 5 and len(keys) == len(set(keys))
