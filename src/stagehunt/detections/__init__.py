@@ -1,8 +1,9 @@
 """Detections: each one an id, its ATT&CK mapping, and its logic as SQL over the prepared tables.
 
-The SQL is plain (window functions, joins, list aggregates) so another SQL engine can run the
-same text; `engine.py` prepares the tables it reads (`conn`, `ctx`, `proc`) and turns its rows into
-findings with `build`.
+The SQL is DuckDB's, kept to what `spark_sql.py` translates faithfully (no ASOF joins, no
+`SELECT * REPLACE`, ordered lists on ascending keys), so the same text also runs on Spark;
+`engine.py` prepares the tables it reads (`conn`, `ctx`, `proc`) and turns its rows into findings
+with `build`, whichever engine ran it.
 """
 
 from __future__ import annotations
