@@ -10,8 +10,10 @@ What each rewrite keeps equal between the engines:
   count(DISTINCT x) OVER (...)   -> size(collect_set(x) OVER (...))   (Spark has no DISTINCT windows)
   regexp_full_match(s, 'p')      -> s RLIKE '^(?:p)\\z'
   epoch_us(t)                    -> unix_micros(CAST(t AS TIMESTAMP)), in the session's UTC
-A construct with no faithful Spark form (ASOF joins, SELECT * REPLACE, a DESC key in an ordered list)
-raises UnportableSQL naming it, rather than running as something else.
+Spark's collect_list also drops NULL values, which DuckDB's list() keeps: aggregate nullable values
+with a FILTER (the detections do). A construct with no faithful Spark form (ASOF joins, SELECT *
+REPLACE, a DESC key in an ordered list) raises UnportableSQL naming it, rather than running as
+something else.
 """
 
 from __future__ import annotations
