@@ -85,19 +85,23 @@ def keyed_sql(relation: str, guid_col: str = "process_guid", pid_col: str = "pid
     preparation); with it, `row_id` naming a column unique per row, by `latest_start_sql`, which
     any SQL engine runs (the detections, see spark_sql.py)."""
     by_guid = f"SELECT guid_key(host, {guid_col}) AS pkey, * FROM {relation} WHERE norm_guid({guid_col}) IS NOT NULL"
-    by_pid = f"""CASE WHEN n.{pid_col} IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
-                    ELSE pid_key(n.host, n.{pid_col}, n.started) END AS pkey"""
+
+    def by_pid(started: str) -> str:  # the key of a guid-less event `n` whose process started at `started`
+        return f"""CASE WHEN n.{pid_col} IS NULL THEN 'i|' || coalesce(n.host, '') || '|' || coalesce(n.image, '?')
+                        ELSE pid_key(n.host, n.{pid_col}, {started}) END AS pkey"""
+
     no_guid = f"(SELECT * FROM {relation} WHERE norm_guid({guid_col}) IS NULL)"
     if row_id is not None:
         return f"""
         {by_guid}
         UNION ALL
-        SELECT {by_pid}, n.* EXCLUDE (started) FROM ({latest_start_sql(no_guid, pid_col, "time", row_id)}) n
+        SELECT {by_pid("n.started")}, n.* EXCLUDE (started)
+        FROM ({latest_start_sql(no_guid, pid_col, "time", row_id)}) n
     """
     return f"""
         {by_guid}
         UNION ALL BY NAME
-        SELECT {by_pid.replace("n.started", "s.time")}, n.*
+        SELECT {by_pid("s.time")}, n.*
         FROM {no_guid} n
         ASOF LEFT JOIN (SELECT host, pid, time FROM proc WHERE guid IS NULL) s
           ON s.host IS NOT DISTINCT FROM n.host AND s.pid = n.{pid_col} AND n.time >= s.time
