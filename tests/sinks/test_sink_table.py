@@ -124,3 +124,17 @@ def test_writes_to_a_path_and_to_a_plain_stream(tmp_path: Path, finding: Finding
 
 def test_no_findings_prints_nothing() -> None:
     assert render() == ""
+
+
+def test_a_handoff_lists_every_address_it_counts() -> None:
+    # #ips of a handoff counts both stages: the earlier stage's addresses follow the later stage's, marked
+    handoff = make_finding(detection_type="parent_child_handoff", unique_external_ips=3, ip_list=["91.215.85.17"],
+                           parent_ip_list=["185.220.101.33", "45.137.21.9"], new_ips=["91.215.85.17"])
+    stacked = [line.rstrip() for line in render(handoff, width=80).splitlines()]
+    assert "   ips (3) 91.215.85.17, 185.220.101.33 (earlier), 45.137.21.9 (earlier)" in stacked
+    table = render(handoff)
+    assert table.index("91.215.85.17") < table.index("185.220.101.33 (earlier)") < table.index("45.137.21.9 (earlier)")
+    # a later stage counted on its own (staged_dropper) lists only its own
+    dropped = make_finding(detection_type="staged_dropper", unique_external_ips=1, ip_list=["91.215.85.17"],
+                           parent_ip_list=["185.220.101.33"], new_ips=["91.215.85.17"])
+    assert "(earlier)" not in render(dropped) and "185.220.101.33" not in render(dropped)

@@ -60,6 +60,15 @@ def _some(items: list, limit: int) -> list[str]:
     return shown + ([f"+{len(items) - limit} more"] if len(items) > limit else [])
 
 
+def addresses(f: Finding) -> list[str]:
+    """The addresses `#ips` counts: `ip_list`, and where the count covers an earlier stage too (a handoff's
+    covers both stages' addresses), that stage's others after them, marked."""
+    shown = list(f.ip_list)
+    if f.unique_external_ips > len(shown):
+        shown += [f"{ip} (earlier)" for ip in f.parent_ip_list if ip not in f.ip_list]
+    return shown
+
+
 def lines(items: list, limit: int) -> Text:
     """The first few values, one per line (addresses are easier to read stacked than wrapped)."""
     return Text("\n").join(safe(x) for x in _some(items, limit))
@@ -132,7 +141,7 @@ class TableSink(Sink):
         for n, f in enumerate(self.findings, 1):
             cells = [Text(str(n)), _severity(f), safe(f.detection_type), safe(f.host or "?"),
                      safe(_name(f.image) or "?"), safe(f.user or "?"), Text(str(f.unique_external_ips)),
-                     lines(f.ip_list, MAX_IPS), safe(", ".join(_some(f.port_list, MAX_PORTS))),
+                     lines(addresses(f), MAX_IPS), safe(", ".join(_some(f.port_list, MAX_PORTS))),
                      window(f.first_contact, f.last_contact)]
             table.add_row(*cells, *([safe(f.reasons[0] if f.reasons else "")] if with_reason else []))
         return table
@@ -146,7 +155,7 @@ class TableSink(Sink):
         grid.add_row("   host", safe(f.host or "?"))
         grid.add_row("   image", safe(_name(f.image) or "?"))
         grid.add_row("   user", safe(f.user or "?"))
-        grid.add_row(f"   ips ({f.unique_external_ips})", safe(", ".join(_some(f.ip_list, MAX_IPS))))
+        grid.add_row(f"   ips ({f.unique_external_ips})", safe(", ".join(_some(addresses(f), MAX_IPS))))
         grid.add_row("   ports", safe(", ".join(_some(f.port_list, MAX_PORTS))))
         grid.add_row("   window", window(f.first_contact, f.last_contact, " "))
         for i, reason in enumerate(f.reasons if self.verbose else f.reasons[:1]):
