@@ -13,12 +13,12 @@ import duckdb
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from stagehunt import __version__, escape, sources
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.inspect import file_reports
+from stagehunt.inspect import render as render_reports
 from stagehunt.progress import FileProgress
 from stagehunt.store import EventStore
 
@@ -147,22 +147,7 @@ def inspect(
             sys.stdout.buffer.write(orjson.dumps({"files": [r.to_dict() for r in reports]},
                                                  option=orjson.OPT_INDENT_2) + b"\n")
         else:
-            out = Console(highlight=False)
-            table = Table(title="stagehunt inspect", show_lines=False)
-            for col in ("file", "format", "events", "by event id", "first (UTC)", "last (UTC)", "hosts", "errors"):
-                table.add_column(col, overflow="fold")
-            for r in reports:
-                ids = "; ".join(f"{prov} " + ", ".join(f"{k}:{v}" for k, v in sorted(c.items(), key=lambda x: int(x[0])
-                                                                                      if x[0].isdigit() else 0))
-                                for prov, c in r.by_event_id.items())
-                table.add_row(*(Text(escape.terminal(v)) for v in (
-                    r.file, r.format, str(r.events), ids, r.first_event or "-", r.last_event or "-",
-                    ", ".join(r.hosts[:5]) + (f" (+{len(r.hosts) - 5})" if len(r.hosts) > 5 else ""),
-                    str(r.error_count))))
-            out.print(table)
-            for r in reports:
-                for note in r.notes:
-                    out.print(Text(f"note: {escape.terminal(r.file)}: {escape.terminal(note)}"))
+            render_reports(reports)
         report_problems(diag, strict, sum(r.events for r in reports))
         return 0
 

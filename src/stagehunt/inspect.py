@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
+from typing import TextIO
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
 
 from stagehunt.diagnostics import Diagnostics
+from stagehunt.escape import terminal
 from stagehunt.store import EventStore
+
+WIDE = 200  # columns when writing to a pipe or file, where no terminal says how wide (as the hunt's table)
+MAX_HOSTS = 5
 
 
 @dataclass
@@ -47,3 +58,47 @@ def file_reports(store: EventStore, diag: Diagnostics) -> list[FileReport]:
             notes=list(info.notes),
         ))
     return reports
+
+
+def _ids(r: FileReport) -> str:
+    """'sysmon 1:3, 3:12; security 4688:2': counts by event id, numerically, per provider."""
+    def order(item: tuple[str, int]) -> int:
+        return int(item[0]) if item[0].isdigit() else 0
+    return "; ".join(f"{prov} " + ", ".join(f"{k}:{v}" for k, v in sorted(c.items(), key=order))
+                     for prov, c in r.by_event_id.items())
+
+
+def _hosts(r: FileReport) -> str:
+    more = f" (+{len(r.hosts) - MAX_HOSTS})" if len(r.hosts) > MAX_HOSTS else ""
+    return ", ".join(r.hosts[:MAX_HOSTS]) + more
+
+
+def render(reports: list[FileReport], stream: TextIO | None = None) -> None:
+    """The reports for people: a table when the console is wide enough for it, else one block per file (a
+    table squeezed into 80 columns folds paths into slivers of a few characters). A pipe or file gets the
+    table at WIDE columns. File content and names are attacker-controlled: every value is escaped."""
+    console = Console(file=stream, highlight=False, markup=False, emoji=False,
+                      width=None if (stream or sys.stdout).isatty() else WIDE)
+    table = Table(title="stagehunt inspect")
+    for col in ("file", "format", "events", "by event id", "first (UTC)", "last (UTC)", "hosts", "errors"):
+        table.add_column(col, overflow="fold")
+    for r in reports:
+        table.add_row(*(Text(terminal(v)) for v in (r.file, r.format, str(r.events), _ids(r), r.first_event or "-",
+                                                    r.last_event or "-", _hosts(r), str(r.error_count))))
+    unbounded = console.options.update_width(1 << 16)
+    if Measurement.get(console, unbounded, table).maximum <= console.width:
+        console.print(table)
+    else:
+        for r in reports:
+            console.print(Text(terminal(r.file), style="bold"), soft_wrap=True)  # the path whole, to copy
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(style="dim", no_wrap=True)
+            grid.add_column(overflow="fold")
+            for label, value in (("format", r.format), ("events", str(r.events)), ("by event id", _ids(r) or "-"),
+                                 ("first (UTC)", r.first_event or "-"), ("last (UTC)", r.last_event or "-"),
+                                 ("hosts", _hosts(r) or "-"), ("errors", str(r.error_count))):
+                grid.add_row(f"  {label}", Text(terminal(value)))
+            console.print(grid)
+    for r in reports:
+        for note in r.notes:
+            console.print(Text(f"note: {terminal(r.file)}: {terminal(note)}"), soft_wrap=True)
