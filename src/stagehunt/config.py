@@ -285,7 +285,11 @@ def load_config(path: str | Path | None = None) -> Config:
     unknown = set(raw) - set(sections)
     if unknown:
         raise ConfigError(f"{p}: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(sections)}")
+    not_tables = sorted(k for k, v in raw.items() if not isinstance(v, dict))
+    if not_tables:  # `detection = 3` would otherwise be dropped without a word
+        raise ConfigError(f"{p}: {', '.join(not_tables)} must be a section ([{not_tables[0]}] and its keys), "
+                          f"not a value")
     try:
-        return Config().with_overrides(**{k: v for k, v in raw.items() if isinstance(v, dict)})
+        return Config().with_overrides(**raw)
     except ConfigError as e:
         raise ConfigError(f"{p}: {e}") from None
