@@ -32,10 +32,10 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line: no wrapping
 
 FORMAT_CHOICES = ", ".join(sources.FORMAT_HELP)
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"Input format: {FORMAT_CHOICES}.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help=f"Input format: {FORMAT_CHOICES}.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit with code 2 if any record could not be parsed.")]
 PathsArg = Annotated[list[str], typer.Argument(
-    help="Files, directories (read recursively), globs, .gz/.zip archives, or - for standard input.",
+    metavar="PATH", help="Files, directories (read recursively), globs, .gz/.zip archives, or - for standard input.",
     show_default=False)]
 
 
@@ -161,40 +161,46 @@ OUTPUTS = ("table", "jsonl", "csv", "ocsf")
 def hunt(
     paths: PathsArg,
     fmt: FormatOpt = "auto",
-    output: Annotated[str, typer.Option("--output", "-O", help="Output: table (default), jsonl, "
+    output: Annotated[str, typer.Option("--output", "-O", metavar="OUTPUT", help="Output: table (default), jsonl, "
                                         "csv (formula-injection safe) or ocsf (Detection Finding, class 2004).")
                       ] = "table",
-    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Write findings to this file instead of "
+    out_file: Annotated[Path | None, typer.Option("-o", "--out", metavar="FILE",
+                                                  help="Write findings to this file instead of "
                                                   "standard output.", dir_okay=False)] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file "
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="TOML configuration file "
                                                      "(see `stagehunt config show`).")] = None,
-    min_ips: Annotated[int | None, typer.Option(help="Distinct external IPs that make a finding "
+    min_ips: Annotated[int | None, typer.Option(metavar="N", help="Distinct external IPs that make a finding "
                                                 "(config detection.min_ips; default 2).")] = None,
-    strong_ips: Annotated[int | None, typer.Option(help="Distinct IPs that make it a strong indicator "
+    strong_ips: Annotated[int | None, typer.Option(metavar="N", help="Distinct IPs that make it a strong indicator "
                                                    "(config detection.strong_ips; default 3).")] = None,
-    window: Annotated[str | None, typer.Option(help="Time window, e.g. 30m, 24h, 7d "
+    window: Annotated[str | None, typer.Option(metavar="DURATION", help="Time window, e.g. 30m, 24h, 7d "
                                                "(config detection.window; default 24h).")] = None,
-    window_mode: Annotated[str | None, typer.Option(help="sliding (default) or tumbling (the seed's fixed "
+    window_mode: Annotated[str | None, typer.Option(metavar="MODE",
+                                                    help="sliding (default) or tumbling (the seed's fixed "
                                                     "UTC timeslices) (config detection.window_mode).")] = None,
-    group_by: Annotated[str | None, typer.Option(help="process (per process instance, default) or seed "
+    group_by: Annotated[str | None, typer.Option(metavar="GROUPING",
+                                                 help="process (per process instance, default) or seed "
                                                  "(host, user, image, command line) (config detection.group_by).")
                           ] = None,
     count_internal: Annotated[bool | None, typer.Option("--count-internal/--external-only", help="Also count "
                               "private/internal destinations, e.g. a lab C2 on RFC 1918 "
                               "(config scope.count_internal).")
                               ] = None,
-    home_net: Annotated[list[str] | None, typer.Option("--home-net", help="A CIDR of your own networks, never "
+    home_net: Annotated[list[str] | None, typer.Option("--home-net", metavar="CIDR",
+                                                       help="A CIDR of your own networks, never "
                         "external; repeat for more (config scope.home_networks).")] = None,
-    detection: Annotated[list[str] | None, typer.Option("--detection", "-d", help="Run only this detection; "
+    detection: Annotated[list[str] | None, typer.Option("--detection", "-d", metavar="NAME",
+                                                        help="Run only this detection; "
                          "repeat for more (default: all).")] = None,
-    min_score: Annotated[int | None, typer.Option(help="Hide findings scoring below this, 0-100 "
+    min_score: Annotated[int | None, typer.Option(metavar="SCORE", help="Hide findings scoring below this, 0-100 "
                                                   "(config scoring.min_score; default 0).")] = None,
     include_suppressed: Annotated[bool, typer.Option(help="Also write findings suppressed as benign (service "
                                                      "traffic, one infrastructure) or below --min-score, each "
                                                      "with suppressed_by.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Table output: every reason, the score "
                                           "breakdown and the evidence locations.")] = False,
-    engine: Annotated[str | None, typer.Option(help="Where the detections run: duckdb (embedded, default) or "
+    engine: Annotated[str | None, typer.Option(metavar="ENGINE",
+                                               help="Where the detections run: duckdb (embedded, default) or "
                                                "spark (local Apache Spark on loopback: needs the spark extra and "
                                                "Java 17+; same findings) (config engine.name).")] = None,
     strict: StrictOpt = False,
@@ -245,11 +251,14 @@ def hunt(
 
 @app.command("export")
 def export_rules(
-    target: Annotated[str, typer.Option("--target", "-t", help="sigma, sumo-query, sumo-rule, sumo-terraform, "
+    target: Annotated[str, typer.Option("--target", "-t", metavar="TARGET",
+                                        help="sigma, sumo-query, sumo-rule, sumo-terraform, "
                                         "splunk, esql or kql.", show_default=False)],
-    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file: the same "
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
+                                                     help="TOML configuration file: the same "
                                                      "thresholds, window, scope and exclusions as `hunt`.")] = None,
-    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Write to this file instead of standard "
+    out_file: Annotated[Path | None, typer.Option("-o", "--out", metavar="FILE",
+                                                  help="Write to this file instead of standard "
                                                   "output.", dir_okay=False)] = None,
 ) -> None:
     """Export the tuned detection as a Sigma rule, a Sumo Logic Cloud SIEM search or rule, Splunk SPL, ES|QL or KQL."""
@@ -280,7 +289,8 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("show")
 def config_show(
-    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file to apply "
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
+                                                     help="TOML configuration file to apply "
                                                      "over the shipped defaults.")] = None,
 ) -> None:
     """Print the effective configuration (shipped defaults plus --config) as TOML."""

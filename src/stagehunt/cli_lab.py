@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from stagehunt.validate import Report
 
 ScenarioOpt = Annotated[list[str] | None, typer.Option(
-    "--scenario", "-s", help="Only this scenario; repeat for more (default: all): " + ", ".join(SCENARIO_NAMES) + ".",
+    "--scenario", "-s", metavar="NAME",
+    help="Only this scenario; repeat for more (default: all): " + ", ".join(SCENARIO_NAMES) + ".",
     show_default=False)]
 LabFormatOpt = Annotated[list[str] | None, typer.Option(
-    "--format", "-f", help="Only this log format; repeat for more (default: each that exists for the scenario's "
+    "--format", "-f", metavar="FORMAT",
+    help="Only this log format; repeat for more (default: each that exists for the scenario's "
     "platform): flat, ecs, sumo-cse (Windows and Linux), xml (Windows), syslog and auditd (Linux).",
     show_default=False)]
 C2Opt = Annotated[str | None, typer.Option(
@@ -54,7 +56,8 @@ def _c2(text: str | None) -> tuple[str, str]:
 
 
 def simulate(
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into: DIR/<scenario>/<format>.<ext> "
+    out_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR",
+                                          help="Folder to write into: DIR/<scenario>/<format>.<ext> "
                                           "and DIR/<scenario>/expected.json (created; files are overwritten).",
                                           file_okay=False, show_default=False)],
     scenario: ScenarioOpt = None,
@@ -97,12 +100,14 @@ def validate(
     fmt: LabFormatOpt = None,
     scenario: ScenarioOpt = None,
     c2: C2Opt = None,
-    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration to validate "
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE",
+                                                     help="TOML configuration to validate "
                                                      "(see `stagehunt config show`); default: the shipped one.")
                            ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Write a JSON report for tools instead of a table.")
                        ] = False,
-    keep: Annotated[Path | None, typer.Option("--keep", help="Write the simulated files into this folder and keep "
+    keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR",
+                                              help="Write the simulated files into this folder and keep "
                                               "them (default: a temporary folder, removed).", file_okay=False)
                     ] = None,
 ) -> None:
