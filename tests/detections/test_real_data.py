@@ -55,3 +55,16 @@ def test_flagged_pairs_equal_the_naive_rule_minus_exclusions(name, tmp_path):
     found = hunt([sysmon], cfg)
     flagged = {(f.host, f.image.lower()) for f in found if f.detection_type == "multi_stage_c2"}
     assert flagged == expected
+
+
+def test_reasons_quote_a_long_command_line_in_part_and_the_finding_keeps_it_whole():
+    # Empire's launcher: powershell -enc with a payload of thousands of characters
+    found = hunt([REAL / "otrf" / "empire_launcher_vbs_2020-09-04160940.sysmon-excerpt.jsonl"],
+                 Config().with_overrides(scope={"count_internal": True}))
+    long_ones = [f for f in found if f.command_line and len(f.command_line) > 1000]
+    assert long_ones
+    for f in long_ones:
+        quoting = [r for r in f.reasons if f.command_line[:200] in r]
+        assert quoting, f.reasons  # the reason still says which command line
+        assert all(len(r) < 400 and r.endswith(f"… (+{len(f.command_line) - 240} characters)") for r in quoting)
+        assert not any(f.command_line in r for r in f.reasons)

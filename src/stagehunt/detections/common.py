@@ -128,13 +128,24 @@ def contacts_text(contacts: list[tuple[str, datetime, set[int]]], limit: int = 8
     return "; ".join(parts) + more
 
 
+QUOTED = 240  # characters of a command line that a reason quotes; the finding's own fields hold it whole
+
+
+def quoted(text: str | None, limit: int = QUOTED) -> str | None:
+    """A command line as a reason quotes it: whole up to `limit` characters, else its start and how much is
+    left out (an encoded PowerShell payload runs to thousands of characters, a screenful in a table)."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (+{len(text) - limit} characters)"
+
+
 def context_reason(row: dict[str, Any]) -> str:
     if not row["context_known"]:
         return ("process start not logged: command line, parent and hashes unknown "
                 "(identity from its network events only)")
     parent = base_name(row.get("parent_image")) if row.get("parent_image") else "an unknown parent"
     ppid = f" (pid {row['parent_pid']})" if row.get("parent_pid") is not None else ""
-    return f"started {hhmm(row['start_time'])} by {parent}{ppid}: {row.get('command_line') or row.get('image')}"
+    return f"started {hhmm(row['start_time'])} by {parent}{ppid}: {quoted(row.get('command_line')) or row.get('image')}"
 
 
 def port_reasons(ports: list[int] | None, cfg: Config) -> tuple[list[str], bool]:

@@ -20,6 +20,7 @@ from stagehunt.detections.common import (
     first_contacts,
     hhmm,
     port_reasons,
+    quoted,
     span_text,
     start_evidence,
 )
@@ -60,13 +61,14 @@ def build(row: dict[str, Any], cfg: Config) -> Finding:
     stages = row["stages"] or []
     shell = base_name(row["shell_image"])
     last = stages[-1] if stages else {"image": None, "pid": None, "command_line": None}
-    listing = "; ".join(f"{base_name(s['image'])} (pid {s['pid']}): {s['command_line'] or '?'}" for s in stages[:6])
+    listing = "; ".join(f"{base_name(s['image'])} (pid {s['pid']}): {quoted(s['command_line']) or '?'}"
+                       for s in stages[:6])
     reasons = [
         f"{shell} (pid {row['shell_pid']}) ran {len(stages)} stages that reached different addresses: {listing}",
         f"together they reached {row['n_ips']} distinct addresses within {span_text(span)}: {contacts_text(contacts)}",
         f"rule: children of one shell with different address sets, at least {cfg.detection.min_ips} addresses "
         f"within the {format_duration(cfg.detection.window)} window",
-        f"shell started {hhmm(row['shell_start_time'])}: {row['shell_command_line'] or row['shell_image']}",
+        f"shell started {hhmm(row['shell_start_time'])}: {quoted(row['shell_command_line']) or row['shell_image']}",
     ]
     extra, _ = port_reasons(row["ports"], cfg)
     reasons += extra
