@@ -26,21 +26,30 @@ from stagehunt.detections.common import (
 from stagehunt.findings import Finding, iso
 
 
+def _ancestors_sql(depth: int) -> str:
+    """CTEs ending in anc(desc_key, anc_key, depth, via, via_images): each non-excluded networked process and
+    its ancestors up to `depth` generations up, with the generations between (via) and their images.
+
+    One CTE per generation rather than a recursive CTE, whose steps DuckDB plans blind to their size: the
+    recursion's join took 1.6 s at 5 M events (0.08 s at 1 M); unrolled, the whole statement takes 1.0 s
+    there instead of 2.3-2.5 s, with the same rows."""
+    levels = ["a1 AS (SELECT k.pkey AS desc_key, k.parent_key AS anc_key, 1 AS depth, []::VARCHAR[] AS via, "
+              "[]::VARCHAR[] AS via_images FROM ctx k WHERE NOT k.excluded AND k.parent_key IS NOT NULL)"]
+    for n in range(2, depth + 1):
+        levels.append(f"a{n} AS (SELECT a.desc_key, p.parent_key AS anc_key, {n} AS depth, "
+                      "list_append(a.via, a.anc_key) AS via, list_prepend(p.image, a.via_images) AS via_images "
+                      f"FROM a{n - 1} a JOIN proc p ON p.key = a.anc_key WHERE p.parent_key IS NOT NULL)")
+    every = " UNION ALL ".join(f"SELECT * FROM a{n}" for n in range(1, depth + 1))
+    return ", ".join(levels) + f", anc AS ({every})"
+
+
 def sql(cfg: Config) -> str:
     d = cfg.detection
     w = int(d.window)
     return f"""
-        WITH RECURSIVE ips AS (
+        WITH ips AS (
             SELECT pkey, list(DISTINCT ip) AS ips FROM conn GROUP BY pkey
-        ), anc(desc_key, anc_key, depth, via, via_images) AS (  -- via: the generations between, and their images
-            SELECT k.pkey, k.parent_key, 1, []::VARCHAR[], []::VARCHAR[] FROM ctx k
-            WHERE NOT k.excluded AND k.parent_key IS NOT NULL
-            UNION ALL
-            SELECT a.desc_key, p.parent_key, a.depth + 1, list_append(a.via, a.anc_key),
-                   list_prepend(p.image, a.via_images)
-            FROM anc a JOIN proc p ON p.key = a.anc_key
-            WHERE a.depth < {d.handoff_depth} AND p.parent_key IS NOT NULL
-        ), pairs AS (
+        ), {_ancestors_sql(d.handoff_depth)}, pairs AS (
             SELECT a.desc_key, a.anc_key, a.depth, a.via, a.via_images, ia.ips AS anc_ips, id.ips AS desc_ips,
                    list_filter(id.ips, lambda x: NOT list_contains(ia.ips, x)) AS new_ips
             FROM anc a JOIN ips ia ON ia.pkey = a.anc_key JOIN ips id ON id.pkey = a.desc_key
