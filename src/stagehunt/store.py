@@ -185,6 +185,17 @@ class EventStore:
         self.con.execute("COMMIT")  # row ids are final only now: number the lines after this
         return n
 
+    def insert_rows(self, info: FileInfo, select_sql: str, params: list, keep: Callable[[int], bool]) -> int | None:
+        """Insert the rows of a SELECT that names canonical columns, its source_* ones included (columns it
+        lacks are NULL), as insert_arrow does for a table but without leaving DuckDB; kept only if
+        keep(rows inserted), else taken out again and None returned. Raises duckdb.Error on input DuckDB
+        rejects; the statement then inserts nothing."""
+        n = self._insert_if(f"INSERT INTO events BY NAME {select_sql}", params, keep)
+        if n is not None:
+            self._next_rowid += n
+            info.rows += n
+        return n
+
     def insert_arrow_files(self, infos: list[FileInfo], table: pa.Table) -> None:
         """Insert rows already in canonical columns (their source_* included) of several files at once: file
         k gave `infos[k].rows` of them, after those of the files before it; the files become the store's."""

@@ -48,23 +48,22 @@ class Counts:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.loaded = self.refused = 0
-        query, prepare = evtxsql.query, evtxsql.prepare
+        insert, prepare = evtxsql.insert, evtxsql.prepare
 
-        def counting(*args: Any) -> Any:
+        def counting(*args: Any) -> None:
             try:
-                rows = query(*args)
+                insert(*args)
             except evtxsql.Refused:
                 self.refused += 1
                 raise
             self.loaded += 1
-            return rows
 
         def prepare_counting(*args: Any) -> str | None:
             reason = prepare(*args)
             self.refused += reason is not None
             return reason
 
-        monkeypatch.setattr(evtxsql, "query", counting)
+        monkeypatch.setattr(evtxsql, "insert", counting)
         monkeypatch.setattr(evtxsql, "prepare", prepare_counting)
 
 

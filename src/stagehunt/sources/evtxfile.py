@@ -6,8 +6,9 @@ Two ways to get there, with the same rows and diagnostics:
 - record by record (`load(..., fast=False)`): flatten.py turns each record's JSON into flat JSON,
   loaded through jsonfile.insert_records. The reference, and what small files and batches get.
 - in batches (the default): the parser's JSON text goes to DuckDB tens of thousands of records at a
-  time (evtxsql.py), on worker threads while the parser reads on. A batch that DuckDB might load
-  otherwise than the reference goes record by record instead.
+  time (evtxsql.py), which inserts their rows straight into the store, on a thread of its own while the
+  parser reads on. A batch that DuckDB might load otherwise than the reference goes record by record
+  instead.
 
 Damage costs only what it destroys: the parser raises per bad record or chunk and we carry on, and a
 file cut inside a chunk (the parser silently drops incomplete chunks) has that chunk re-read on its own,
@@ -23,12 +24,9 @@ import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from queue import SimpleQueue
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
-import duckdb
-import pyarrow as pa
 from evtx import PyEvtxParser
 
 from stagehunt.diagnostics import Diagnostics
@@ -174,13 +172,13 @@ class _Collect(_PerRecord):
 
 
 class _Batches:
-    """Records gathered into batches for evtxsql, in a pipeline beside the parser (DuckDB releases the
-    GIL): two threads each write a batch out and turn it into canonical rows on a cursor of their own,
-    and one more adds the batches' rows to the store in file order. Problems wait with their batch, so
-    diagnostics keep file order; a batch evtxsql refuses is loaded record by record, which reports
-    whatever was wrong with it."""
+    """Records gathered into batches for evtxsql, loaded in a pipeline beside the parser: one thread writes
+    each batch's text out, another has DuckDB insert its canonical rows straight into the store (DuckDB
+    releases the GIL, so the parser and the writer go on meanwhile). The storing thread takes the batches in
+    file order; problems wait with their batch, so diagnostics keep file order too; a batch evtxsql refuses
+    is loaded record by record, which reports whatever was wrong with it."""
 
-    QUEUED = 3  # batches handed on but not yet in the store; each has its own scratch file
+    QUEUED = 2  # batches handed on but not yet in the store: the parser is at most this far ahead
 
     def __init__(self, store: EventStore, info: FileInfo, diag: Diagnostics):
         self.store, self.info, self.diag, self.size = store, info, diag, BATCH
@@ -190,9 +188,7 @@ class _Batches:
         self._problems: list[tuple[int, str, int | None]] = []  # (records before it in the batch, ...)
         self._queue: deque[tuple[Future[None], int]] = deque()  # (storing, records) in file order
         self._batches = 0
-        self._cursors: list[duckdb.DuckDBPyConnection] | None = None  # made for the first big batch
-        self._free: SimpleQueue[duckdb.DuckDBPyConnection] = SimpleQueue()
-        self._rows = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stagehunt-evtx-rows")
+        self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stagehunt-evtx-write")
         self._storing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stagehunt-evtx-store")
 
     def records(self, data: list[str], numbers: list[int | None]) -> None:
@@ -220,54 +216,33 @@ class _Batches:
             return
         data, numbers, problems = self._data, self._numbers, self._problems
         self._data, self._numbers, self._problems = [], [], []
-        while len(self._queue) >= self.QUEUED:  # the parser is ahead: let the rest catch up
+        while len(self._queue) >= self.QUEUED:  # the parser is ahead: let the storing catch up
             self._queue.popleft()[0].result()
+        # at most QUEUED batches between writing and stored, so QUEUED + 1 scratch files never collide
         work = self.store.tmpdir / f"evtx-batch-{self._batches % (self.QUEUED + 1)}.jsonl"
         self._batches += 1
-        rows = None  # too few records to be worth a statement: record by record
-        if len(data) >= MIN_BATCH and self._connect():
-            rows = self._rows.submit(self._canonical, data, work)
-        storing = self._storing.submit(self._store, rows, data, numbers, problems)
-        self._queue.append((storing, len(data)))
+        # too few records to be worth a statement: record by record
+        written = self._writing.submit(evtxsql.prepare, data, work) if len(data) >= MIN_BATCH else None
+        self._queue.append((self._storing.submit(self._store, written, work, data, numbers, problems), len(data)))
 
-    def _connect(self) -> bool:
-        """Cursors for the threads that make rows (False if there can be none)."""
-        if self._cursors is None:
-            while self._queue:  # DuckDB refuses a call on a connection that is busy: wait until it is not
-                self._queue.popleft()[0].result()
-            self._cursors = []
-            try:
-                for _ in range(2):
-                    self._cursors.append(evtxsql.cursor(self.store.con))
-            except duckdb.Error:  # settings it cannot copy: no second connection, everything record by record
-                for con in self._cursors:
-                    con.close()
-                self._cursors = []
-            for con in self._cursors:
-                self._free.put(con)
-        return bool(self._cursors)
-
-    def _canonical(self, data: list[str], work: Path) -> pa.Table | None:
-        """The batch's rows, or None if it must go record by record."""
-        if evtxsql.prepare(data, work) is not None:
-            return None
-        con = self._free.get()
-        try:
-            return evtxsql.query(con, self.info.name, work, len(data))
-        except evtxsql.Refused:
-            return None
-        finally:
-            self._free.put(con)
-
-    def _store(self, rows: Future[pa.Table | None] | None, data: list[str], numbers: list[int | None],
+    def _store(self, written: Future[str | None] | None, work: Path, data: list[str], numbers: list[int | None],
                problems: list[tuple[int, str, int | None]]) -> None:
-        table = rows.result() if rows is not None else None  # too few records: record by record
-        if table is None:
+        if written is None or not self._insert(written, work, len(data)):
             self._per_record(data, numbers, problems)
             return
-        self.store.insert_arrow(self.info, table)
         for _, message, record in problems:
             self.diag.add(self.info.name, message, record=record)
+
+    def _insert(self, written: Future[str | None], work: Path, count: int) -> bool:
+        """The written batch's rows into the store through DuckDB; False (nothing inserted) if it must go
+        record by record."""
+        if written.result() is not None:  # why evtxsql would not read it
+            return False
+        try:
+            evtxsql.insert(self.store, self.info, work, count)
+        except evtxsql.Refused:
+            return False
+        return True
 
     def _per_record(self, data: list[str], numbers: list[int | None],
                     problems: list[tuple[int, str, int | None]]) -> None:
@@ -289,11 +264,9 @@ class _Batches:
             if exc_type is None:
                 self.settle()
         finally:
-            # on an error, let the threads finish with the database first; the first error is raised
-            self._rows.shutdown(wait=True)
+            # on an error, let the threads finish with their files and the database first
+            self._writing.shutdown(wait=True)
             self._storing.shutdown(wait=True)
-            for con in self._cursors or ():
-                con.close()
 
 
 def _one_line(e: BaseException) -> str:

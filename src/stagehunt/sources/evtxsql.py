@@ -16,15 +16,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
-
 from stagehunt.sources.dialects import DIALECTS, canonical_sql
 from stagehunt.sources.jsonfile import DATA_ERRORS
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from stagehunt.store import EventStore, FileInfo
 
-__all__ = ["CHECKS", "FIELDS_SQL", "SELECT_SQL", "Refused", "cursor", "prepare", "query"]
+__all__ = ["CHECKS", "FIELDS_SQL", "SELECT_SQL", "Refused", "insert", "prepare"]
 
 _FLAT = DIALECTS["flat"]
 
@@ -35,10 +33,6 @@ class Refused(Exception):
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _sq(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _struct(fields: dict[str, str]) -> str:
@@ -161,9 +155,12 @@ def prepare(records: list[str], work: Path) -> str | None:
                 return "EventData holds both ProcessID and ProcessId"
             text = b"\n".join(renamed)
         parts.append(text)
-    fd = os.open(work, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # The scratch file is overwritten in place and cut to length after: truncating it first frees its pages
+    # for the kernel to find again (up to 0.4 s of system time per 250 MiB, against 0.06 s).
+    fd = os.open(work, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         _write_all(fd, parts)
+        os.ftruncate(fd, sum(map(len, parts)))
     finally:
         os.close(fd)
     return None
@@ -179,36 +176,21 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             rest = rest[os.write(fd, rest):]
 
 
-def query(con: duckdb.DuckDBPyConnection, name: str, work: Path, count: int) -> pa.Table:
-    """The canonical rows (source_file `name`) of the `count` records `prepare` wrote to `work`, for
-    store.insert_arrow. `con` may be a cursor of the store's connection with the same settings.
+def insert(store: EventStore, info: FileInfo, work: Path, count: int) -> None:
+    """Insert the canonical rows (source_file `info.name`) of the `count` records `prepare` wrote to `work`
+    straight into the store: DuckDB reads the text and stores the rows in one statement.
 
-    Raises Refused when the per-record path might load a record differently: it is no Event with a
-    System object, its EventID is no string or integer, its EventRecordID no BIGINT, a value read is an
-    object or array, two keys repeat, a part that must be an object is not, or the text is no single line
-    of JSON. (evtx writes floats, NaN included, as JSON strings, so DuckDB's leniency with bare NaN and the
-    like never meets orjson's strictness.)
+    Raises Refused, with nothing inserted, when the per-record path might load a record differently: it is
+    no Event with a System object, its EventID is no string or integer, its EventRecordID no BIGINT, a value
+    read is an object or array, two keys repeat, a part that must be an object is not, or the text is no
+    single line of JSON. (evtx writes floats, NaN included, as JSON strings, so DuckDB's leniency with bare
+    NaN and the like never meets orjson's strictness.)
     """
+    lines: list[int] = []
     try:
-        rows = _arrow(con.sql(SELECT_SQL, params=[name, str(work)]))
+        kept = store.insert_rows(info, SELECT_SQL, [info.name, str(work)],
+                                 keep=lambda n: lines.append(n) or n == count)
     except DATA_ERRORS as e:
         raise Refused(str(e).splitlines()[0]) from None
-    if rows.num_rows != count:  # a raw newline in a record (pretty-printed JSON)
-        raise Refused(f"{rows.num_rows} lines for {count} records")
-    return rows
-
-
-def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A connection to the same database whose session settings (TimeZone above all, which decides how
-    zoned times convert) are those of `con`."""
-    cur = con.cursor()
-    settings = "SELECT name, value FROM duckdb_settings() WHERE scope = 'LOCAL'"
-    mine = dict(cur.execute(settings).fetchall())
-    for name, value in con.execute(settings).fetchall():
-        if mine.get(name) != value:
-            cur.execute(f"SET {_q(name)} = {_sq(value)}")
-    return cur
-
-
-def _arrow(relation: duckdb.DuckDBPyRelation) -> pa.Table:
-    return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()  # duckdb < 1.4
+    if kept is None:  # a raw newline in a record (pretty-printed JSON)
+        raise Refused(f"{lines[0]} lines for {count} records")
