@@ -186,11 +186,15 @@ def insert(store: EventStore, info: FileInfo, work: Path, count: int) -> None:
     single line of JSON. (evtx writes floats, NaN included, as JSON strings, so DuckDB's leniency with bare
     NaN and the like never meets orjson's strictness.)
     """
-    lines: list[int] = []
+    made: list[int] = []  # rows the statement made: one per line of `work`
+
+    def one_per_record(rows: int) -> bool:
+        made.append(rows)
+        return rows == count
+
     try:
-        kept = store.insert_rows(info, SELECT_SQL, [info.name, str(work)],
-                                 keep=lambda n: lines.append(n) or n == count)
+        kept = store.insert_rows(info, SELECT_SQL, [info.name, str(work)], keep=one_per_record)
     except DATA_ERRORS as e:
         raise Refused(str(e).splitlines()[0]) from None
     if kept is None:  # a raw newline in a record (pretty-printed JSON)
-        raise Refused(f"{lines[0]} lines for {count} records")
+        raise Refused(f"{made[0]} lines for {count} records")
