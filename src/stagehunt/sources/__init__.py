@@ -13,6 +13,7 @@ import importlib
 import shutil
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class Input:
     name: str  # as shown to the user and cited in evidence
     path: Path  # a readable local file (containers and stdin are unpacked to a temp dir first)
     found: bool = False  # found by walking a directory or a glob, not named by the user
+    problem: str | None = None  # why it cannot be read at all (an archive that does not open): reported, skipped
 
 
 Loader = Callable[[EventStore, Path, str, Diagnostics], FileInfo]
@@ -130,34 +132,54 @@ def expand(paths: list[str], workdir: Path) -> Iterator[Input]:
 
 
 def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
+    """The input, or the files of the container it is. A container that does not open is a problem of that
+    input alone, reported when loading: the other inputs are still read. A file that only starts like one
+    (a damaged first line; its name does not say .gz or .zip) is read as it is."""
     with open(inp.path, "rb") as f:
         magic = f.read(4)
     n = len(list(workdir.iterdir()))
+    suffix = inp.path.suffix.lower()
     if magic[:2] == b"\x1f\x8b":
         dest = workdir / f"{n}-{inp.path.name.removesuffix('.gz')}"
         try:
             with gzip.open(inp.path, "rb") as src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             # a truncated gzip still yields what was decompressed before the damage
             if not dest.exists() or dest.stat().st_size == 0:
-                raise InputError(f"{inp.name}: cannot decompress gzip: {e}") from None
+                yield _unopened(inp, suffix in (".gz", ".tgz"), f"cannot decompress gzip: {e}")
+                return
         # evidence cites the file that exists (`x.jsonl.gz:12`, line 12 of its decompressed text)
         yield Input(inp.name, dest, inp.found)
     elif magic == b"PK\x03\x04":
+        where = ""  # the member being read, once the archive opened
         try:
             with zipfile.ZipFile(inp.path) as z:
                 for k, member in enumerate(z.infolist()):
                     if member.is_dir():
                         continue
+                    where = f" at member {member.filename}"
+                    if member.flag_bits & 1:
+                        raise RuntimeError("encrypted, a password is needed")
                     dest = workdir / f"{n}-{k}-{Path(member.filename).name}"
                     with z.open(member) as src, open(dest, "wb") as out:
                         shutil.copyfileobj(src, out)
                     yield from _unpack(Input(f"{inp.name}!{member.filename}", dest, inp.found), workdir)
-        except zipfile.BadZipFile as e:
-            raise InputError(f"{inp.name}: cannot open zip archive: {e}") from None
+        # a damaged, encrypted or unsupported archive or member: the members before it are already read
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError) as e:
+            yield _unopened(inp, suffix == ".zip" or bool(where), f"cannot open zip archive{where}: {_first_line(e)}")
     else:
         yield inp
+
+
+def _unopened(inp: Input, named_so: bool, problem: str) -> Input:
+    """An archive that does not open: a problem to report, or, when its name does not call it an archive,
+    the file itself, read as whatever it holds."""
+    return Input(inp.name, inp.path, inp.found, problem) if named_so else inp
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 # Small files share statements (planning one costs ~10-20 ms, more than reading a small file), in groups of
@@ -205,6 +227,11 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
     for inp in inputs:
         if on_file:
             on_file(inp)
+        if inp.problem is not None:
+            flush()  # files keep their order in the store
+            diag.add(inp.name, inp.problem)
+            store.begin_file(inp.name, "archive (unreadable)")
+            continue
         name = fmt if fmt != "auto" else sniff(inp.path)
         kind = _batch_kind(inp.path, name)
         if kind is not None:
