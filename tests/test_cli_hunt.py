@@ -153,3 +153,14 @@ def test_help_names_what_each_option_takes(command: list[str]) -> None:
     for python_type in ("<str>", "<int>", "<list[str]>", "<path>", "<file>"):
         assert python_type not in options, (command, python_type)
     assert "--help" in options
+
+
+@pytest.mark.parametrize("command", [["hunt", str(EXAMPLES), "-O", "jsonl"], ["export", "-t", "sigma"]])
+def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path, command: list[str]) -> None:
+    target = tmp_path / "no" / "such" / "folder" / "out.txt"
+    res = subprocess.run([sys.executable, "-m", "stagehunt.cli", *command, "-o", str(target)], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [f"stagehunt: error: cannot write {target}: folder {target.parent} "
+                                       "does not exist"]  # one line, and no hunt ran first
+    assert not target.parent.exists()

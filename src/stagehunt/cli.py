@@ -67,6 +67,17 @@ def guarded(fn: Callable[[], int | None]) -> None:
     raise typer.Exit(code or 0)
 
 
+def writable(out_file: Path | None) -> None:
+    """Fail now, before any work, when `-o FILE` cannot be written: a missing folder, no permission."""
+    if out_file is None:
+        return
+    folder = out_file.parent if str(out_file.parent) else Path(".")
+    if not folder.is_dir():
+        fail(f"cannot write {out_file}: folder {folder} does not exist")
+    if not os.access(out_file if out_file.exists() else folder, os.W_OK):
+        fail(f"cannot write {out_file}: permission denied")
+
+
 def load_inputs(store: EventStore, paths: list[str], fmt: str, diag: Diagnostics) -> None:
     """Expand and load the inputs, with a progress bar on standard error when it is a terminal."""
     if fmt != "auto" and fmt not in sources.READERS:
@@ -215,6 +226,7 @@ def hunt(
 
         if output not in OUTPUTS:
             fail(f"unknown --output {output!r}; choose one of: {', '.join(OUTPUTS)}")
+        writable(out_file)
         for d in detection or []:
             if d not in DETECTIONS:
                 fail(f"unknown --detection {d!r}; choose from: {', '.join(DETECTIONS)}")
@@ -237,9 +249,14 @@ def hunt(
         findings = result.findings + (result.hidden if include_suppressed else [])
         target = out_file if out_file is not None else Console(highlight=False) if output == "table" else sys.stdout
         opts = {"verbose": verbose} if output == "table" else {}
-        with sinks.open_sink(output, target, **opts) as sink:
-            for f in findings:
-                sink.write(f)
+        try:
+            with sinks.open_sink(output, target, **opts) as sink:
+                for f in findings:
+                    sink.write(f)
+        except OSError as e:  # the disk filled, or the file went away since the check
+            if out_file is None:
+                raise
+            fail(f"cannot write {out_file}: {e.strerror or e}")
         hidden = f"; {len(result.hidden)} hidden as benign or below --min-score" if result.hidden else ""
         err.print(Text(f"{len(result.findings)} finding(s) from {result.events} event(s) in "
                        f"{len(result.files)} file(s){hidden}"))
@@ -269,6 +286,7 @@ def export_rules(
 
         if target not in TARGETS:
             fail(f"unknown --target {target!r}; choose one of: {', '.join(TARGETS)}")
+        writable(out_file)
         try:
             text = export(target, load_config(config_file))
         except (ConfigError, ExportError, MissingExtra) as e:
@@ -276,7 +294,10 @@ def export_rules(
         if out_file is None:
             sys.stdout.write(text)
         else:
-            out_file.write_text(text, encoding="utf-8")
+            try:
+                out_file.write_text(text, encoding="utf-8")
+            except OSError as e:
+                fail(f"cannot write {out_file}: {e.strerror or e}")
             err.print(Text(f"wrote {target} to {escape.terminal(str(out_file))}"))
         return 0
 
