@@ -350,6 +350,21 @@ def test_a_file_that_only_starts_like_an_archive_is_read_as_what_it_holds(tmp_pa
         assert [(p.line, p.message.split(":")[0]) for p in diag.problems] == [(1, "malformed JSON")]
 
 
+@pytest.mark.parametrize("content", [b"", b"\n\n  \r\n", b"\xef\xbb\xbf", b"[]", b"[ \n ]\n"],
+                         ids=["nothing", "blank lines", "a BOM", "[]", "[ ] spread"])
+def test_an_empty_file_is_noted_not_an_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "quiet-host.jsonl").write_bytes(content)
+    rows, diag, _ = _load(tmp_path / "quiet-host.jsonl")
+    assert rows == [] and diag.total == 0
+    res = _cli("inspect", "--json", "quiet-host.jsonl", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr.decode()
+    [report] = orjson.loads(res.stdout)["files"]
+    assert (report["format"], report["events"], report["error_count"], report["notes"]) == (
+        "empty", 0, 0, ["empty: no events"])
+    hunt = _cli("hunt", "quiet-host.jsonl", cwd=tmp_path)
+    assert hunt.returncode == 0 and "0 finding(s) from 0 event(s) in 1 file(s)" in hunt.stderr.decode()
+
+
 def test_directories_are_read_recursively_skipping_hidden_files(tmp_path: Path) -> None:
     _jsonl(tmp_path / "top.jsonl", [1])
     (tmp_path / "deep" / "er").mkdir(parents=True)

@@ -232,6 +232,10 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
             diag.add(inp.name, inp.problem)
             store.begin_file(inp.name, "archive (unreadable)")
             continue
+        if _empty(inp.path):  # a quiet host's export, a log just rotated: nothing to read, nothing wrong
+            flush()
+            store.begin_file(inp.name, "empty").notes.append("empty: no events")
+            continue
         name = fmt if fmt != "auto" else sniff(inp.path)
         kind = _batch_kind(inp.path, name)
         if kind is not None:
@@ -257,6 +261,16 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
     flush()
     store.finish()
     return infos
+
+
+def _empty(path: Path) -> bool:
+    """True for a file with no content: nothing, blank lines, a byte order mark, or an empty JSON array."""
+    size = _size(path)
+    if size > 4096:
+        return False
+    with open(path, "rb") as f:
+        text = f.read().removeprefix(b"\xef\xbb\xbf").strip()
+    return text in (b"", b"[]") or (text.startswith(b"[") and text.endswith(b"]") and not text[1:-1].strip())
 
 
 def _batch_kind(path: Path, name: str | None) -> str | None:
