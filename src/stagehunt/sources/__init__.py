@@ -265,12 +265,14 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
 
 def _empty(path: Path) -> bool:
     """True for a file with no content: nothing, blank lines, a byte order mark, or an empty JSON array."""
-    size = _size(path)
-    if size > 4096:
+    if _size(path) > 4096:
         return False
-    with open(path, "rb") as f:
-        text = f.read().removeprefix(b"\xef\xbb\xbf").strip()
-    return text in (b"", b"[]") or (text.startswith(b"[") and text.endswith(b"]") and not text[1:-1].strip())
+    try:
+        with open(path, "rb") as f:
+            text = f.read().removeprefix(b"\xef\xbb\xbf").strip()
+    except OSError:  # gone or unreadable: its reader reports it
+        return False
+    return text == b"" or (text.startswith(b"[") and text.endswith(b"]") and not text[1:-1].strip())
 
 
 def _batch_kind(path: Path, name: str | None) -> str | None:
