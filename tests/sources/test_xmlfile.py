@@ -109,6 +109,18 @@ def test_garbage_that_is_not_event_xml_is_a_diagnostic(tmp_path):
     assert [p.message for p in diag.problems] == ["cannot read as xml: no <Event> element found: not Windows Event XML"]
 
 
+def test_powershell_clixml_is_named_with_the_way_to_export_event_xml(tmp_path):
+    # Export-Clixml (UTF-16 in PowerShell 5): serialised .NET objects, which hold no Event XML
+    clixml = tmp_path / "events.xml"
+    clixml.write_text('<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><Obj RefId="0">'
+                      '<TN RefId="0"><T>System.Diagnostics.Eventing.Reader.EventLogRecord</T></TN></Obj></Objs>\n',
+                      encoding="utf-16")
+    rows, diag, _ = load(clixml)
+    assert rows == []
+    [message] = [p.message for p in diag.problems]
+    assert "PowerShell Export-Clixml" in message and "$_.ToXml()" in message and "wevtutil qe" in message
+
+
 def _security_xml(row: dict, data_names: list[str]) -> str:
     """A Security event as Windows renders it, from the values of a real NXLog-flattened row."""
     data = "".join(f"<Data Name={quoteattr(n)}>{escape(str(row[n]))}</Data>" for n in data_names if n in row)

@@ -217,13 +217,24 @@ class _Document:
 
 # -- readers ---------------------------------------------------------------------------------------------
 
+def _no_events(path: Path) -> str:
+    """Why an XML file gave no event, with the way out when it is PowerShell's object serialisation."""
+    with open(path, "rb") as f:
+        head = f.read(4096).decode("utf-8", "replace").replace("\x00", "")  # UTF-16 exports, crudely
+    if "<Objs " in head or "<Objs>" in head:
+        return ("no <Event> element found: this is PowerShell Export-Clixml (serialised objects), not Windows "
+                "Event XML; export with `Get-WinEvent ... | ForEach-Object { $_.ToXml() }` or "
+                "`wevtutil qe LOG /f:xml` instead")
+    return "no <Event> element found: not Windows Event XML"
+
+
 def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:
     """Windows Event XML: an <Events> document, concatenated <Event>s (wevtutil), or one <Event> per line."""
     info = store.begin_file(name, "xml")
     doc = _Document(path, name, diag)
     insert_records(store, info, doc.events(), "flat", diag)
     if doc.seen == 0:
-        raise ValueError("no <Event> element found: not Windows Event XML")
+        raise ValueError(_no_events(path))
     return info
 
 
@@ -237,7 +248,7 @@ def load_group(store: EventStore, files: list[tuple[Path, str]], diag: Diagnosti
             doc = _Document(path, name, diag)
             triples = list(doc.events())
             if doc.seen == 0:
-                raise ValueError("no <Event> element found: not Windows Event XML")
+                raise ValueError(_no_events(path))
         except (ValueError, OSError) as e:  # as sources.load reports a file `load` cannot read
             diag.add(name, f"cannot read as xml: {e}")
             triples = []  # load inserts nothing of a small file it fails on (rows go in at its end)
