@@ -365,6 +365,20 @@ def test_an_empty_file_is_noted_not_an_error(tmp_path: Path, content: bytes) -> 
     assert hunt.returncode == 0 and "0 finding(s) from 0 event(s) in 1 file(s)" in hunt.stderr.decode()
 
 
+def test_get_winevent_convertto_json_is_named_with_the_way_to_export_events(tmp_path: Path) -> None:
+    # PowerShell's ConvertTo-Json of Get-WinEvent: event data as unnamed Properties, which no reader can map
+    record = {"Id": 3, "ProviderName": "Microsoft-Windows-Sysmon", "MachineName": "ws1",
+              "Properties": [{"Value": "-"}, {"Value": "2023-11-14 22:13:20.000"}]}
+    (tmp_path / "events.json").write_bytes(orjson.dumps([record]))
+    _, diag, _ = _load(tmp_path / "events.json")
+    [message] = [p.message for p in diag.problems]
+    assert message.startswith("unrecognised format (tried: ")
+    assert "Get-WinEvent | ConvertTo-Json" in message and "$_.ToXml()" in message
+    (tmp_path / "other.json").write_bytes(orjson.dumps([{"a": 1}]))  # other unknown JSON: no such hint
+    _, diag, _ = _load(tmp_path / "other.json")
+    assert [p.message for p in diag.problems] == [diag.problems[0].message.split(";")[0]]
+
+
 def test_directories_are_read_recursively_skipping_hidden_files(tmp_path: Path) -> None:
     _jsonl(tmp_path / "top.jsonl", [1])
     (tmp_path / "deep" / "er").mkdir(parents=True)

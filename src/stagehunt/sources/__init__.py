@@ -253,7 +253,7 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
             if inp.found:  # a README or licence beside the logs: say so, but it is not a parse error
                 store.begin_file(inp.name, "skipped").notes.append(f"not telemetry in a known format (tried: {tried})")
             else:
-                diag.add(inp.name, f"unrecognised format (tried: {tried})")
+                diag.add(inp.name, f"unrecognised format (tried: {tried}){_hint(inp.path)}")
                 store.begin_file(inp.name, "unrecognised")
             continue
         if (info := _load_one(store, inp, name, diag)) is not None:
@@ -261,6 +261,21 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
     flush()
     store.finish()
     return infos
+
+
+def _hint(path: Path) -> str:
+    """For a file no reader knows, what it looks like when that is a common wrong export ("" otherwise)."""
+    try:
+        with open(path, "rb") as f:
+            if not f.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip().startswith((b"[", b"{")):
+                return ""  # not JSON: nothing else is worth a look
+        rec = jsonfile.first_record(path)
+    except OSError:
+        return ""
+    if isinstance(rec, dict) and {"ProviderName", "Properties"} <= rec.keys():
+        return ("; this is PowerShell `Get-WinEvent | ConvertTo-Json`, whose event data has no field names: "
+                "export with `Get-WinEvent ... | ForEach-Object { $_.ToXml() }` or `wevtutil qe LOG /f:xml` instead")
+    return ""
 
 
 def _empty(path: Path) -> bool:
