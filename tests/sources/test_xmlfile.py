@@ -119,6 +119,12 @@ def test_powershell_clixml_is_named_with_the_way_to_export_event_xml(tmp_path):
     assert rows == []
     [message] = [p.message for p in diag.problems]
     assert "PowerShell Export-Clixml" in message and "$_.ToXml()" in message and "wevtutil qe" in message
+    converted = tmp_path / "converted.xml"  # ConvertTo-Xml: the same, in another shape
+    converted.write_text('<?xml version="1.0" encoding="utf-8"?>\n<Objects><Object Type="System.Diagnostics.'
+                         'Eventing.Reader.EventLogRecord"><Property Name="Id" Type="System.Int32">3</Property>'
+                         '</Object></Objects>\n')
+    _, diag, _ = load(converted)
+    assert "PowerShell ConvertTo-Xml" in diag.problems[0].message
 
 
 def _security_xml(row: dict, data_names: list[str]) -> str:

@@ -221,10 +221,11 @@ def _no_events(path: Path) -> str:
     """Why an XML file gave no event, with the way out when it is PowerShell's object serialisation."""
     with open(path, "rb") as f:
         head = f.read(4096).decode("utf-8", "replace").replace("\x00", "")  # UTF-16 exports, crudely
-    if "<Objs " in head or "<Objs>" in head:
-        return ("no <Event> element found: this is PowerShell Export-Clixml (serialised objects), not Windows "
-                "Event XML; export with `Get-WinEvent ... | ForEach-Object { $_.ToXml() }` or "
-                "`wevtutil qe LOG /f:xml` instead")
+    for root, command in (("<Objs", "Export-Clixml"), ("<Objects", "ConvertTo-Xml")):
+        if f"{root} " in head or f"{root}>" in head:
+            return (f"no <Event> element found: this is PowerShell {command} (serialised objects), not Windows "
+                    "Event XML; export with `Get-WinEvent ... | ForEach-Object { $_.ToXml() }` or "
+                    "`wevtutil qe LOG /f:xml` instead")
     return "no <Event> element found: not Windows Event XML"
 
 
