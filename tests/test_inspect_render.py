@@ -56,3 +56,11 @@ def test_control_characters_in_names_are_escaped() -> None:
         text = SGR.sub("", stream.getvalue())
         assert "\x1b" not in text and "\x07" not in text
         assert "evil\\x1b[2J\\x07.jsonl" in text  # shown, as escapes
+
+
+def test_a_newline_in_a_name_cannot_fake_a_line_of_its_own() -> None:
+    out = io.StringIO()
+    render([report("a.jsonl\nnote: all clear", notes=["n\nnote: forged"])], out)
+    lines = out.getvalue().splitlines()
+    assert not any(line.startswith("note: all clear") or line.startswith("note: forged") for line in lines)
+    assert "note: a.jsonl\\nnote: all clear: n\\nnote: forged" in lines

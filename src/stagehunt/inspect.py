@@ -12,10 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from stagehunt.diagnostics import Diagnostics
-from stagehunt.escape import terminal
+from stagehunt.sinks.table import WIDE, safe
 from stagehunt.store import EventStore
 
-WIDE = 200  # columns when writing to a pipe or file, where no terminal says how wide (as the hunt's table)
 MAX_HOSTS = 5
 
 
@@ -76,29 +75,32 @@ def _hosts(r: FileReport) -> str:
 def render(reports: list[FileReport], stream: TextIO | None = None) -> None:
     """The reports for people: a table when the console is wide enough for it, else one block per file (a
     table squeezed into 80 columns folds paths into slivers of a few characters). A pipe or file gets the
-    table at WIDE columns. File content and names are attacker-controlled: every value is escaped."""
+    table at WIDE columns, as the hunt's table. File content and names are attacker-controlled: every value
+    goes through the table sink's `safe` (control characters escaped, newlines shown as \\n)."""
     console = Console(file=stream, highlight=False, markup=False, emoji=False,
                       width=None if (stream or sys.stdout).isatty() else WIDE)
     table = Table(title="stagehunt inspect")
     for col in ("file", "format", "events", "by event id", "first (UTC)", "last (UTC)", "hosts", "errors"):
         table.add_column(col, overflow="fold")
     for r in reports:
-        table.add_row(*(Text(terminal(v)) for v in (r.file, r.format, str(r.events), _ids(r), r.first_event or "-",
-                                                    r.last_event or "-", _hosts(r), str(r.error_count))))
+        table.add_row(*(safe(v) for v in (r.file, r.format, str(r.events), _ids(r), r.first_event or "-",
+                                          r.last_event or "-", _hosts(r), str(r.error_count))))
     unbounded = console.options.update_width(1 << 16)
     if Measurement.get(console, unbounded, table).maximum <= console.width:
         console.print(table)
     else:
         for r in reports:
-            console.print(Text(terminal(r.file), style="bold"), soft_wrap=True)  # the path whole, to copy
+            name = safe(r.file)
+            name.stylize("bold")
+            console.print(name, soft_wrap=True)  # the path whole, to copy
             grid = Table.grid(padding=(0, 1))
             grid.add_column(style="dim", no_wrap=True)
             grid.add_column(overflow="fold")
             for label, value in (("format", r.format), ("events", str(r.events)), ("by event id", _ids(r) or "-"),
                                  ("first (UTC)", r.first_event or "-"), ("last (UTC)", r.last_event or "-"),
                                  ("hosts", _hosts(r) or "-"), ("errors", str(r.error_count))):
-                grid.add_row(f"  {label}", Text(terminal(value)))
+                grid.add_row(f"  {label}", safe(value))
             console.print(grid)
     for r in reports:
         for note in r.notes:
-            console.print(Text(f"note: {terminal(r.file)}: {terminal(note)}"), soft_wrap=True)
+            console.print(Text("note: ").append(safe(r.file)).append(": ").append(safe(note)), soft_wrap=True)
