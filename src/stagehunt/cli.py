@@ -71,7 +71,7 @@ def writable(out_file: Path | None) -> None:
     """Fail now, before any work, when `-o FILE` cannot be written: a missing folder, no permission."""
     if out_file is None:
         return
-    folder = out_file.parent if str(out_file.parent) else Path(".")
+    folder = out_file.parent  # "." for a bare file name
     if not folder.is_dir():
         fail(f"cannot write {out_file}: folder {folder} does not exist")
     if not os.access(out_file if out_file.exists() else folder, os.W_OK):
