@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 MAX_KEPT_PER_FILE = 20  # the first few are shown; all are counted
 
 
+def one_line(e: BaseException) -> str:
+    """An exception as a diagnostic's message: the first line of its text (its type when it has none),
+    at most 300 characters."""
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str

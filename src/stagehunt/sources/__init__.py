@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stagehunt.diagnostics import Diagnostics
+from stagehunt.diagnostics import Diagnostics, one_line
 from stagehunt.sources import auditd, jsonfile
 from stagehunt.sources.dialects import DIALECTS
 from stagehunt.store import EventStore, FileInfo
@@ -167,7 +167,7 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
                     yield from _unpack(Input(f"{inp.name}!{member.filename}", dest, inp.found), workdir)
         # a damaged, encrypted or unsupported archive or member: the members before it are already read
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError) as e:
-            yield _unopened(inp, suffix == ".zip" or bool(where), f"cannot open zip archive{where}: {_first_line(e)}")
+            yield _unopened(inp, suffix == ".zip" or bool(where), f"cannot open zip archive{where}: {one_line(e)}")
     else:
         yield inp
 
@@ -176,10 +176,6 @@ def _unopened(inp: Input, named_so: bool, problem: str) -> Input:
     """An archive that does not open: a problem to report, or, when its name does not call it an archive,
     the file itself, read as whatever it holds."""
     return Input(inp.name, inp.path, inp.found, problem) if named_so else inp
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 # Small files share statements (planning one costs ~10-20 ms, more than reading a small file), in groups of

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from evtx import PyEvtxParser
 
-from stagehunt.diagnostics import Diagnostics
+from stagehunt.diagnostics import Diagnostics, one_line
 from stagehunt.sources import evtxsql, flatten
 from stagehunt.sources.jsonfile import CHUNK as INSERT_CHUNK
 from stagehunt.sources.jsonfile import insert_group, insert_records
@@ -112,7 +112,7 @@ def _flat(data: str, number: int | None, name: str, diag: Diagnostics) -> Triple
     try:
         flat, rid = flatten.from_evtx_json(data)
     except (ValueError, TypeError, KeyError) as e:
-        diag.add(name, f"EVTX record is not an event: {_one_line(e)}", record=number)
+        diag.add(name, f"EVTX record is not an event: {one_line(e)}", record=number)
         return None
     return flat, None, rid if rid is not None else number
 
@@ -269,11 +269,6 @@ class _Batches:
             self._storing.shutdown(wait=True)
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:300]
-
-
 def _open(src: str | io.BytesIO, head: bytes) -> PyEvtxParser:
     if not head.startswith(b"ElfFile\x00"):
         raise ValueError("not an EVTX file: it does not start with the 'ElfFile' signature")
@@ -282,7 +277,7 @@ def _open(src: str | io.BytesIO, head: bytes) -> PyEvtxParser:
     try:
         return PyEvtxParser(src)
     except (RuntimeError, OSError, ValueError) as e:
-        raise ValueError(f"unreadable EVTX file header: {_one_line(e)}") from None
+        raise ValueError(f"unreadable EVTX file header: {one_line(e)}") from None
 
 
 def _read(parser: PyEvtxParser, path: Path, head: bytes, size: int, info: FileInfo, sink: _Sink) -> None:
@@ -333,7 +328,7 @@ def _parse(parser: PyEvtxParser, size: int, sink: _Sink) -> tuple[int, int]:
             sink.records(data, numbers)  # the records before the error go first
             data, numbers = [], []
             failed += 1
-            msg = _one_line(e)
+            msg = one_line(e)
             m = _RECORD_NO.search(msg)
             sink.problem(f"cannot parse EVTX record: {msg}", int(m.group(1)) if m else None)
             # errors and records that are no event, as the limit always counted; a batch still in the
