@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,17 +143,19 @@ def test_a_memory_limit_too_small_for_the_input_is_one_line_and_exit_2(tmp_path)
     assert "memory_limit" in err and "[engine]" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [["hunt"], ["inspect"], ["export"], ["config", "show"], ["simulate"],
-                                     ["validate"]])
+@pytest.mark.parametrize("command", [[], ["hunt"], ["inspect"], ["export"], ["config"], ["config", "show"],
+                                     ["simulate"], ["validate"], ["version"]])
 def test_help_names_what_each_option_takes(command: list[str]) -> None:
     res = subprocess.run([sys.executable, "-m", "stagehunt.cli", *command, "--help"], capture_output=True,
                          text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "200"})
     assert res.returncode == 0
-    options = res.stdout.split("Options")[1]
-    # a value is named for what it is (FILE, DURATION, CIDR...), never by a Python type
-    for python_type in ("<str>", "<int>", "<list[str]>", "<path>", "<file>"):
-        assert python_type not in options, (command, python_type)
-    assert "--help" in options
+    # a value is named for what it is (FILE, DURATION, CIDR...), never by a Python type, and a flag
+    # (--json, --strict, --help) shows no value at all: `--json <bool>` reads as if it took one
+    for python_type in ("<bool>", "<str>", "<int>", "<list[str]>", "<path>", "<file>", "<float>"):
+        assert python_type not in res.stdout, (command, python_type)
+    assert "--help" in res.stdout.split("Options")[1]
+    if command in (["hunt"], ["inspect"]):
+        assert re.search(r"\*\s+PATH\s+Files, directories", res.stdout), res.stdout
 
 
 @pytest.mark.parametrize("command", [["hunt", str(EXAMPLES), "-O", "jsonl"], ["export", "-t", "sigma"]])

@@ -22,6 +22,29 @@ from stagehunt.inspect import render as render_reports
 from stagehunt.progress import FileProgress
 from stagehunt.store import EventStore
 
+
+def _no_python_types_in_help() -> None:
+    """typer 0.29 prints a Python type beside every parameter in --help (`--json <bool>`,
+    `PATH <list[str]>`): a flag takes no value, and our metavars already name what a value is. Where
+    that hook exists, a flag shows no type and an argument only its metavar (in the name column)."""
+    core = typer.core
+    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
+    if option is None or argument is None or not hasattr(option, "display_type_rich"):
+        return  # older typer: flags already show nothing
+    option_shown, argument_shown = option.display_type_rich, argument.display_type_rich
+
+    def option_type(self, ctx):
+        return None if self.is_flag or self.count else option_shown(self, ctx)
+
+    def argument_type(self, ctx):
+        return None if self.metavar is not None else argument_shown(self, ctx)
+
+    option.display_type_rich = option_type
+    argument.display_type_rich = argument_type
+
+
+_no_python_types_in_help()
+
 app = typer.Typer(
     name="stagehunt",
     help="Find multi-stage command-and-control channels (MITRE ATT&CK T1104) in endpoint telemetry.",
