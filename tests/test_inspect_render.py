@@ -46,7 +46,20 @@ def test_a_narrow_terminal_gets_one_block_per_file_with_whole_names(monkeypatch:
     assert any(line.split() == ["by", "event", "id", "sysmon", "1:6,", "3:12,", "22:2"] for line in lines)
     assert any(line.split() == ["errors", "1"] for line in lines)
     assert max(len(line) for line in lines if line != LONG) <= 80
-    assert lines[-1] == "note: b.jsonl: 3 blank lines skipped"
+    assert lines[-1].split() == ["note", "3", "blank", "lines", "skipped"]  # in its file's block
+
+
+def test_a_skipped_file_is_two_lines_in_block_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory holds READMEs and licences beside the logs: each is its name, `skipped` and why, not
+    seven rows of dashes."""
+    out = Terminal()
+    monkeypatch.setenv("COLUMNS", "80")
+    why = "not telemetry in a known format (tried: flat, ecs)"
+    render([report(LONG), report("README.md", format="skipped", events=0, by_event_id={}, first_event=None,
+                                 last_event=None, hosts=[], error_count=0, notes=[why])], out)
+    lines = [line.rstrip() for line in SGR.sub("", out.getvalue()).splitlines()]
+    at = lines.index("README.md")
+    assert [line.split() for line in lines[at + 1:]] == [["format", "skipped"], ["note", *why.split()]]
 
 
 def test_control_characters_in_names_are_escaped() -> None:
@@ -63,4 +76,5 @@ def test_a_newline_in_a_name_cannot_fake_a_line_of_its_own() -> None:
     render([report("a.jsonl\nnote: all clear", notes=["n\nnote: forged"])], out)
     lines = out.getvalue().splitlines()
     assert not any(line.startswith("note: all clear") or line.startswith("note: forged") for line in lines)
-    assert "note: a.jsonl\\nnote: all clear: n\\nnote: forged" in lines
+    assert "a.jsonl\\nnote: all clear" in lines  # the name, escaped, on its line
+    assert any(line.split() == ["note", "n\\nnote:", "forged"] for line in lines)

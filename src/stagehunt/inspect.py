@@ -88,19 +88,22 @@ def render(reports: list[FileReport], stream: TextIO | None = None) -> None:
     unbounded = console.options.update_width(1 << 16)
     if Measurement.get(console, unbounded, table).maximum <= console.width:
         console.print(table)
-    else:
         for r in reports:
-            name = safe(r.file)
-            name.stylize("bold")
-            console.print(name, soft_wrap=True)  # the path whole, to copy
-            grid = Table.grid(padding=(0, 1))
-            grid.add_column(style="dim", no_wrap=True)
-            grid.add_column(overflow="fold")
-            for label, value in (("format", r.format), ("events", str(r.events)), ("by event id", _ids(r) or "-"),
-                                 ("first (UTC)", r.first_event or "-"), ("last (UTC)", r.last_event or "-"),
-                                 ("hosts", _hosts(r) or "-"), ("errors", str(r.error_count))):
-                grid.add_row(f"  {label}", safe(value))
-            console.print(grid)
+            for note in r.notes:
+                console.print(Text("note: ").append(safe(r.file)).append(": ").append(safe(note)), soft_wrap=True)
+        return
     for r in reports:
-        for note in r.notes:
-            console.print(Text("note: ").append(safe(r.file)).append(": ").append(safe(note)), soft_wrap=True)
+        name = safe(r.file)
+        name.stylize("bold")
+        console.print(name, soft_wrap=True)  # the path whole, to copy
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        rows = [("format", r.format)]
+        if r.events or r.error_count or not r.notes:  # a file skipped or empty, with a note why: that is all
+            rows += [("events", str(r.events)), ("by event id", _ids(r) or "-"), ("first (UTC)", r.first_event or "-"),
+                     ("last (UTC)", r.last_event or "-"), ("hosts", _hosts(r) or "-"), ("errors", str(r.error_count))]
+        rows += [("note", note) for note in r.notes]  # beside its file, not after all the blocks
+        for label, value in rows:
+            grid.add_row(f"  {label}", safe(value))
+        console.print(grid)
