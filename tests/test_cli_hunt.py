@@ -18,9 +18,9 @@ EXAMPLES = ROOT / "examples"
 REAL = ROOT / "tests" / "data" / "real" / "otrf"
 
 
-def hunt(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def hunt(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "stagehunt.cli", "hunt", *args], capture_output=True,
-                          input=stdin, cwd=ROOT)
+                          input=stdin, cwd=ROOT, env=env)
 
 
 def test_quick_start_finds_the_sample_attack():
@@ -29,6 +29,17 @@ def test_quick_start_finds_the_sample_attack():
     assert res.returncode == 0
     assert "multi_stage_c2" in out and "parent_child_handoff" in out and "powershell.exe" in out
     assert "2 finding(s)" in res.stderr.decode()
+
+
+def test_a_pipe_gets_the_wide_table_as_a_file_does(tmp_path):
+    """`stagehunt hunt logs/ | less` or `| grep`: one row per finding, as `-o FILE` writes, not blocks
+    folded to the 80 columns Rich assumes without a terminal."""
+    piped = hunt(str(EXAMPLES), env={k: v for k, v in os.environ.items() if k != "COLUMNS"}).stdout.decode()
+    hunt(str(EXAMPLES), "-o", str(tmp_path / "out.txt"))
+    assert piped == (tmp_path / "out.txt").read_text(encoding="utf-8")
+    row = next(line for line in piped.splitlines() if "multi_stage_c2" in line)
+    assert "powershell.exe" in row and "185.220.101.33" in row and "fin-ws-042.corp.example" in row
+    assert any(line.startswith("#1 powershell.exe reached 2 distinct external IPs") for line in piped.splitlines())
 
 
 def test_jsonl_to_a_file_carries_the_contract(tmp_path):

@@ -270,7 +270,8 @@ def hunt(
         except EngineError as e:
             fail(f"{cfg.engine.name} engine: {e}")
         findings = result.findings + (result.hidden if include_suppressed else [])
-        target = out_file if out_file is not None else Console(highlight=False) if output == "table" else sys.stdout
+        # the table sink sizes itself: the terminal's width, or WIDE for a pipe (`| less`) as for a file
+        target = out_file if out_file is not None else sys.stdout
         opts = {"verbose": verbose} if output == "table" else {}
         try:
             with sinks.open_sink(output, target, **opts) as sink:
