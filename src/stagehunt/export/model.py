@@ -169,7 +169,7 @@ def lucene_regex(regex: str) -> str:
 def grouping_text(spec: Spec) -> str:
     if spec.per_process:
         return "one process instance (host + process guid)"
-    return ("host, user and image (the seed groups by command line too, but network events carry none; "
+    return ("one group of host, user and image (the seed groups by command line too, but network events carry none; "
             "several instances of one image share a group)")
 
 
@@ -186,13 +186,17 @@ def scope_text(spec: Spec) -> str:
     return "; ".join(parts)
 
 
+def _count(items: tuple[str, ...], noun: str) -> str:
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
 def exclusion_text(spec: Spec) -> list[str]:
     lines = []
     if spec.images:
         i = spec.images
-        lines.append(f"images (exact, any case, never substrings): {len(i.names)} file names"
-                     + (f", {len(i.paths)} path spellings" if i.paths else "")
-                     + (f", {len(i.patterns)} globs" if i.patterns else ""))
+        lines.append(f"images (exact, any case, never substrings): {_count(i.names, 'file name')}"
+                     + (f", {_count(i.paths, 'path spelling')}" if i.paths else "")
+                     + (f", {_count(i.patterns, 'glob')}" if i.patterns else ""))
     for key, values in (("users", spec.users), ("hosts", spec.hosts), ("destinations", spec.excluded_destinations),
                         ("ports", tuple(map(str, spec.ports)))):
         if values:

@@ -93,7 +93,7 @@ def grouping(spec: Spec) -> str:
         return ("one process on a host (host + pid + image: network records keep the ProcessGuid only in "
                 "`fields`, which rules cannot group by, so a pid reused by the same image within the window "
                 "joins the two processes)")
-    return "host, user and image"
+    return "one group of host, user and image"
 
 
 def summary(spec: Spec) -> list[str]:
