@@ -76,6 +76,18 @@ def test_a_narrow_console_stacks_each_finding_without_folding_names(finding: Fin
     assert any(line.split() == ["evidence", "logs/sysmon.json:12,", "logs/sec.evtx#9001"] for line in verbose)
 
 
+def test_verbose_reasons_are_whole_lines_in_a_file_and_hang_indented_on_a_terminal() -> None:
+    long = "score 77 (high): " + "; ".join(f"+5 reason number {i} with some words" for i in range(12))
+    finding = make_finding(reasons=["first reason", long])
+    piped = render(finding, verbose=True, width=200).splitlines()
+    assert f"  - {long}" in piped  # one line, however long: grep finds it whole
+    assert any(line.startswith("  evidence: logs/sysmon.json:12") for line in piped)
+    on_terminal = render(finding, verbose=True, terminal=True, width=200)
+    shown = [line.rstrip() for line in SGR.sub("", on_terminal).splitlines()]
+    at = next(i for i, line in enumerate(shown) if line.startswith("  - score 77"))
+    assert len(shown[at]) <= 200 and shown[at + 1].startswith("    +5 reason")  # under the text, not the dash
+
+
 def test_narrow_layout_is_as_safe_as_the_table() -> None:
     out = render(*(make_hostile(p) for p in HOSTILE), verbose=True, terminal=True, width=80)
     assert "\x1b" not in SGR.sub("", out) and "\x07" not in out and "\u202e" not in out

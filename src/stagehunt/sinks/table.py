@@ -168,8 +168,17 @@ class TableSink(Sink):
         head = Text(f"\n#{n} ", style="bold")
         head.append(safe(f"{f.detection_type} {f.image or '?'} on {f.host or '?'} (uid {f.uid})"))
         self.console.print(head)
-        for reason in f.reasons:
-            self.console.print(Text("  - ").append(safe(reason)))
+        rows = [("  -", safe(reason)) for reason in f.reasons]
         if f.evidence:
-            where = ", ".join(_some([e.location() for e in f.evidence], 10))
-            self.console.print(Text("  evidence: ").append(safe(where)))
+            rows.append(("  evidence:", safe(", ".join(_some([e.location() for e in f.evidence], 10)))))
+        if not self.console.is_terminal:  # a file or pipe: one line per reason, whole, for grep
+            for label, text in rows:
+                self.console.print(Text(label + " ").append(text), soft_wrap=True)
+            return
+        for label in dict.fromkeys(label for label, _ in rows):  # a grid per label: its own indent
+            grid = Table.grid(padding=(0, 1))  # on a terminal: wrapped lines hang under the text
+            grid.add_column(no_wrap=True)
+            grid.add_column(overflow="fold")
+            for text in (t for lab, t in rows if lab == label):
+                grid.add_row(label, text)
+            self.console.print(grid)
