@@ -104,10 +104,11 @@ class EventStore:
         return info
 
     def insert_select(self, info: FileInfo, select_sql: str, params: list, origins: pa.Table | None = None,
-                      keep: Callable[[int], bool] | None = None) -> int | None:
+                      keep: Callable[[int], bool] | None = None, by_record: bool = False) -> int | None:
         """Insert the rows of a SELECT yielding canonical columns up to (not including) the source_* ones.
 
-        Without `origins`, the n-th row is line n of `info.name`. With it, row n takes
+        Without `origins`, the n-th row is line n of `info.name` (record n with `by_record`: the elements of
+        a JSON array). With it, row n takes
         `origins["line"][n]` and `origins["record"][n]` (for readers that rewrite their input).
         With `keep`, called with the number of rows once they are in (and can be queried): unless it returns
         true they are taken out again and None is returned (a check that ran beside the insert can veto it).
@@ -119,7 +120,9 @@ class EventStore:
         elif (n := self._insert_if(insert, [info.name, *params], keep)) is None:
             return None
         base = self._next_rowid
-        if origins is None and self.compressed:
+        if by_record:
+            self.con.execute("UPDATE events SET source_record = rowid - ? + 1 WHERE rowid >= ?", [base, base])
+        elif origins is None and self.compressed:
             # an UPDATE of a compressed table costs ~1.2 s per 1 M rows (0.03 s uncompressed): the line
             # stays implicit, and line_of_row gives it
             self._implicit_lines.append((base, base + n))

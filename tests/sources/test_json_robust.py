@@ -607,3 +607,79 @@ def test_a_record_of_the_wrong_shape_is_reported_without_our_temporary_file(tmp_
     assert (problem.file, problem.line) == (str(path), 2)
     assert "record does not fit the ecs format" in problem.message
     assert "chunk" not in problem.message and "stagehunt-" not in problem.message and "in line" not in problem.message
+
+
+def _every_column(path: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[list[tuple], list[tuple]]:
+    diag = Diagnostics()
+    with EventStore() as store:
+        sources.load(store, list(sources.expand([str(path)], store.tmpdir)), "auto", diag)
+        rows = store.con.execute("SELECT * FROM events ORDER BY rowid").fetchall()
+    return rows, [(p.line, p.record, p.message) for p in diag.problems]
+
+
+ELEMENTS: dict[str, Callable[[str, int], Any]] = {
+    "good": lambda d, i: RECORDS[d](i),
+    "5156 ProcessID": lambda d, i: {"EventID": 5156, "Channel": "Security", "Hostname": "WS1",
+                                    "ProcessID": str(i), "Application": r"\device\x.exe", "Direction": "%%14593",
+                                    "SourceAddress": "10.0.0.1", "DestAddress": "203.0.113.9", "DestPort": "443",
+                                    "EventTime": "2024-03-01 12:00:00"},
+    "null": lambda d, i: None,
+    "empty": lambda d, i: {},
+    "scalar": lambda d, i: i,
+    "list": lambda d, i: [RECORDS[d](i)],
+    "unknown keys": lambda d, i: {"Foo": i},
+}
+
+
+@FUZZ
+@given(dialect=st.sampled_from(sorted(RECORDS)), kinds=st.lists(st.sampled_from(sorted(ELEMENTS)), max_size=8),
+       indent=st.booleans(), prefix=st.sampled_from([b"", b"\xef\xbb\xbf", b"\r\n  ", b"\xef\xbb\xbf\n"]),
+       cut=st.one_of(st.none(), st.just("after a comma"), st.floats(0.3, 1.0)))
+def test_a_json_array_reads_the_same_in_one_statement_as_element_by_element(dialect: str, kinds: list[str],
+                                                                             indent: bool, prefix: bytes,
+                                                                             cut: float | str | None) -> None:
+    """The one-statement read of a JSON array (DuckDB, nothing held in Python) and the careful path (each
+    element parsed and checked) agree on every column of every row and on every problem reported, for
+    whole and cut exports."""
+    from stagehunt.sources import jsonfile
+
+    elements = [ELEMENTS[k](dialect if k != "5156 ProcessID" else "flat", i) for i, k in enumerate(kinds, 1)]
+    assume(any(isinstance(e, dict) and e for e in elements))  # else no dialect to sniff
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "export.json"
+        data = prefix + orjson.dumps([RECORDS[dialect](0), *elements], option=orjson.OPT_INDENT_2 if indent else 0)
+        if cut is not None:  # an export cut short; right after a comma, DuckDB alone would see no damage
+            data = data[:data.rfind(b",") + 1] if cut == "after a comma" else data[:int(len(data) * cut)]
+        path.write_bytes(data)
+        fast = _every_column(path)
+        slow_array = jsonfile._fast_array
+        jsonfile._fast_array = lambda *a: False  # the careful path only
+        try:
+            careful = _every_column(path)
+        finally:
+            jsonfile._fast_array = slow_array
+    assert fast == careful
+
+
+def test_a_big_json_array_is_read_without_holding_its_elements(tmp_path: Path) -> None:
+    """The elements of a clean array go to DuckDB straight from the file: sniffing parses only the first one
+    (it parsed the whole file, and held every element as a Python object: 1.6 GB for a 211 MB export)."""
+    from stagehunt.sources import jsonfile
+
+    path = tmp_path / "export.json"
+    path.write_bytes(orjson.dumps([RECORDS["flat"](i) for i in range(1, 2001)]))
+    parsed: list[int] = []
+    real = jsonfile.orjson.loads
+
+    def counting(data: Any) -> Any:
+        parsed.append(len(data))
+        return real(data)
+
+    jsonfile.orjson.loads = counting
+    try:
+        rows, diag, infos = _load(path)
+    finally:
+        jsonfile.orjson.loads = real
+    assert infos[0].format == "flat" and diag.total == 0
+    assert [(line, record, pid) for _, line, record, pid, _ in rows] == [(None, i, i) for i in range(1, 2001)]
+    assert max(parsed, default=0) < 4096  # no parse of the file or of a big part of it

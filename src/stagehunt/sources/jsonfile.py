@@ -49,6 +49,8 @@ def first_record(path: Path) -> dict | None:
         return next((orjson.loads(r) for r, _, _ in _pretty_records(path, lambda *_: None)), None)
     if text.startswith(b"["):
         text = text[1:].lstrip()
+        if (rec := _first_value(text)) is not None:  # an array's first element, without parsing the file
+            return rec
     pretty = text.split(b"\n", 1)[0].strip() in (b"{", b"[")
     if not pretty and (rec := _first_object_line(text)) is not None:
         return rec
@@ -59,6 +61,15 @@ def first_record(path: Path) -> dict | None:
     if isinstance(data, list) and data and isinstance(data[0], dict):
         return data[0]
     return data if isinstance(data, dict) else None
+
+
+def _first_value(text: bytes) -> dict | None:
+    """The JSON object `text` starts with, if it is whole in `text` (which may go on, or be cut, after it)."""
+    try:
+        rec, _ = json.JSONDecoder().raw_decode(text.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def _first_object_line(text: bytes) -> dict | None:
@@ -86,11 +97,12 @@ def _lines(text: bytes) -> Iterator[bytes]:
         start = end + 1
 
 
-def select_sql(dialect: str) -> str:
-    """SELECT of canonical columns from read_json(?) in `dialect` (one parameter: the file path)."""
+def select_sql(dialect: str, layout: str = "newline_delimited") -> str:
+    """SELECT of canonical columns from read_json(?) in `dialect` (one parameter: the file path); `layout`
+    is DuckDB's format: newline_delimited (JSON lines) or array (one JSON array of the records)."""
     d = DIALECTS[dialect]
     return canonical_sql(f"SELECT {d.raw_select_sql()} FROM (SELECT *{d.lets_sql()} FROM read_json(?, "
-                         f"format='newline_delimited', records=true, columns={d.columns_sql()}))")
+                         f"format='{layout}', records=true, columns={d.columns_sql()}))")
 
 
 # A line that does not start with `{`: blank, indented, or no object at all (DuckDB would load a `null`
@@ -164,9 +176,7 @@ def _all_events(store: EventStore, base: int, path: Path) -> bool:
     DuckDB loads as a row of nothing (no event id, no provider) where the careful path reports an error.
     A row of nothing can also be `{}` or an object without a known key, so only then does the exact
     check decide."""
-    empty = store.con.execute("SELECT 1 FROM events WHERE rowid >= ? AND event_id IS NULL AND provider IS NULL "
-                              "LIMIT 1", [base]).fetchone()
-    return empty is None or _is_clean_jsonl(path)
+    return _no_empty_rows(store, base) or _is_clean_jsonl(path)
 
 
 def load_json(store: EventStore, path: Path, name: str, dialect: str | None, diag: Diagnostics) -> FileInfo:
@@ -188,8 +198,11 @@ def _fast(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
     clean or DuckDB rejects a record. The lines are counted while DuckDB loads, and the load is rolled
     back unless it gave one event per line, so a clean file costs one pass, not two."""
     with open(path, "rb") as f:
-        if f.read(1) != b"{":
-            return False
+        head = f.read(4096)
+    if head.removeprefix(_BOM).lstrip(b" \t\r\n").startswith(b"["):  # DuckDB skips both, as orjson does
+        return _fast_array(store, info, path, dialect)
+    if not head.startswith(b"{"):
+        return False
     with ThreadPoolExecutor(max_workers=1) as pool:
         lines = pool.submit(_line_count, path)
         base = store.next_rowid
@@ -203,6 +216,41 @@ def _fast(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
     if dialect == "flat":
         _fill_5156_pids(store, base, kept, path)
     return True
+
+
+def _fast_array(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
+    """Load a clean JSON array of records (Splunk, Azure and PowerShell exports) in one DuckDB statement,
+    element k as record k, without holding the elements as Python objects; False (nothing kept) when the
+    careful path must decide: DuckDB rejects the file (damaged, cut short, an element that is no object, a
+    repeated key, no closing `]`) or an element read as nothing (`null`, `{}`, no known key), which that
+    path reports."""
+    if not _ends_array(path):  # DuckDB reads `[{...},` as one element: a cut export must be reported
+        return False
+    base = store.next_rowid
+    try:
+        kept = store.insert_select(info, select_sql(dialect, "array"), [str(path)], by_record=True,
+                                   keep=lambda n: _no_empty_rows(store, base))
+    except DATA_ERRORS:
+        return False
+    if kept is None:
+        return False
+    if dialect == "flat":
+        _fill_5156_pids(store, base, kept, path, "array")
+    return True
+
+
+def _ends_array(path: Path) -> bool:
+    """The file's last byte other than whitespace is `]`."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - 4096))
+        return f.read().rstrip(b" \t\r\n").endswith(b"]")
+
+
+def _no_empty_rows(store: EventStore, base: int) -> bool:
+    """No row from rowid `base` on is one of nothing (no event id, no provider)."""
+    return store.con.execute("SELECT 1 FROM events WHERE rowid >= ? AND event_id IS NULL AND provider IS NULL "
+                             "LIMIT 1", [base]).fetchone() is None
 
 
 # Small JSON-lines files are read many to one statement: planning the canonical SELECT costs ~10 ms, which
@@ -302,7 +350,7 @@ def _copy(src: BinaryIO, out: BinaryIO, size: int) -> None:
         done += n
 
 
-def _fill_5156_pids(store: EventStore, base: int, n: int, source: Path) -> None:
+def _fill_5156_pids(store: EventStore, base: int, n: int, source: Path, layout: str = "newline_delimited") -> None:
     """Security 5156 rows of a flat file (rowids base..base+n-1, row i = record i of `source`) that
     spell their pid `ProcessID` (NXLog) get it. DuckDB matches JSON keys case-sensitively, but the columns
     it is asked for must differ regardless of case, so `ProcessID` cannot be read beside `ProcessId`: a
@@ -312,7 +360,7 @@ def _fill_5156_pids(store: EventStore, base: int, n: int, source: Path) -> None:
         return
     # a table keeps the file's order in its rowids (insertion order is preserved): row i = record i
     store.con.execute("CREATE OR REPLACE TEMP TABLE _pids AS SELECT TRY_CAST(\"ProcessID\" AS BIGINT) AS pid "
-                      "FROM read_json(?, format='newline_delimited', records=true, "
+                      f"FROM read_json(?, format='{layout}', records=true, "
                       "columns={'ProcessID': 'VARCHAR'})", [str(source)])
     store.con.execute("UPDATE events SET pid = p.pid FROM (SELECT rowid + ? AS erow, pid FROM _pids) p "
                       "WHERE events.rowid = p.erow AND events.event_id = 5156 AND events.provider = 'security' "
