@@ -683,3 +683,61 @@ def test_a_big_json_array_is_read_without_holding_its_elements(tmp_path: Path) -
     assert infos[0].format == "flat" and diag.total == 0
     assert [(line, record, pid) for _, line, record, pid, _ in rows] == [(None, i, i) for i in range(1, 2001)]
     assert max(parsed, default=0) < 4096  # no parse of the file or of a big part of it
+
+
+def _careful_only(path: Path) -> tuple[list[tuple], list[tuple]]:
+    from stagehunt.sources import damaged_jsonl
+
+    real = damaged_jsonl.load
+    damaged_jsonl.load = lambda *a: False
+    try:
+        return _every_column(path)
+    finally:
+        damaged_jsonl.load = real
+
+
+@pytest.mark.parametrize("dialect", sorted(RECORDS))
+@FUZZ
+@given(lines=st.lists(line_kinds(), min_size=1, max_size=15), bom=st.booleans(), final_newline=st.booleans())
+def test_json_lines_with_a_few_bad_lines_read_the_same_as_record_by_record(dialect: str, lines: list[Line],
+                                                                          bom: bool, final_newline: bool) -> None:
+    """Only the suspect lines of a damaged file are read carefully, the rest by DuckDB from a copy: every
+    column of every row and every problem must be what reading each record carefully gives."""
+    raw = [make(dialect, ln) for ln, (_, make) in enumerate(lines, 1)]
+    data = (_BOM if bom else b"") + b"\n".join(raw) + (b"\n" if final_newline else b"")
+    assume(data.removeprefix(_BOM).startswith(b"{"))  # else the lines are not what is read first
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.jsonl"
+        path.write_bytes(data)
+        rows, problems = _every_column(path)
+        assert (rows, sorted(problems, key=str)) == (lambda r, p: (r, sorted(p, key=str)))(*_careful_only(path))
+
+
+def test_one_bad_line_in_many_costs_one_more_read_not_a_record_by_record_one(tmp_path: Path) -> None:
+    """A cut last line (rotation, a copy of a live log) or one corrupt line: the other lines still go to
+    DuckDB from the file's bytes; only the suspects are parsed in Python."""
+    from stagehunt.sources import damaged_jsonl, jsonfile
+
+    good = [orjson.dumps(RECORDS["ecs"](i)) for i in range(1, 3001)]
+    good[1499] = good[1499][:40]  # corrupt, mid-file
+    good[2099] = orjson.dumps(RECORDS["ecs"](2100) | {"process": "not an object"})  # JSON, not the dialect's
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(good) + b"\n" + good[0][:55])  # and a last line cut short
+    parsed: list[int] = []
+    real = damaged_jsonl.orjson.loads
+
+    def counting(data: Any) -> Any:
+        parsed.append(1)
+        return real(data)
+
+    damaged_jsonl.orjson.loads = counting
+    careful = jsonfile._careful
+    jsonfile._careful = None  # type: ignore[assignment]  # reaching it would fail the test
+    try:
+        rows, diag, _ = _load(path)
+    finally:
+        damaged_jsonl.orjson.loads, jsonfile._careful = real, careful
+    assert [(ln, pid) for _, ln, _, pid, _ in rows] == [(i, i) for i in range(1, 3001) if i not in (1500, 2100)]
+    assert [(p.line, p.message.split(":")[0]) for p in diag.problems] == [
+        (1500, "malformed JSON"), (2100, "record does not fit the ecs format"), (3001, "malformed JSON")]
+    assert len(parsed) <= 12  # the suspects and their neighbours, not 3001 lines

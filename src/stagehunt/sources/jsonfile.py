@@ -187,35 +187,58 @@ def load_json(store: EventStore, path: Path, name: str, dialect: str | None, dia
             raise ValueError("JSON records carry none of the keys of a known dialect (EventID, winlog, "
                              "metadata_deviceEventId, EventData)")
     info = store.begin_file(name, dialect)
-    if _fast(store, info, path, dialect):
-        return info
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.removeprefix(_BOM).lstrip(b" \t\r\n").startswith(b"["):  # DuckDB skips both, as orjson does
+        if _fast_array(store, info, path, dialect):
+            return info
+    elif (text := head.removeprefix(_BOM)).startswith(b"{") and not _is_pretty_stream(text):  # DuckDB skips a BOM
+        # a last line cut short (rotation, a copy of a live log) would fail the whole read at its very end
+        refused = "" if _last_line_cut(path) else _fast(store, info, path, dialect)
+        if refused is None:
+            return info
+        from stagehunt.sources import damaged_jsonl  # a few bad lines: only they are read record by record
+
+        if damaged_jsonl.load(store, info, path, dialect, diag, refused or None):
+            return info
     _careful(store, info, path, dialect, diag)
     return info
 
 
-def _fast(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
-    """Load a clean JSON-lines file in one DuckDB statement; False (nothing kept) when the file is not
-    clean or DuckDB rejects a record. The lines are counted while DuckDB loads, and the load is rolled
-    back unless it gave one event per line, so a clean file costs one pass, not two."""
+def _last_line_cut(path: Path) -> bool:
+    """No newline ends the file, and its last line is no whole JSON object (looked at within the last MiB)."""
     with open(path, "rb") as f:
-        head = f.read(4096)
-    if head.removeprefix(_BOM).lstrip(b" \t\r\n").startswith(b"["):  # DuckDB skips both, as orjson does
-        return _fast_array(store, info, path, dialect)
-    if not head.startswith(b"{"):
+        size = os.fstat(f.fileno()).st_size
+        f.seek(max(0, size - (1 << 20)))
+        tail = f.read()
+    if not tail or tail.endswith(b"\n"):
         return False
+    at = tail.rfind(b"\n")
+    if at < 0 and len(tail) < size:
+        return False  # a last line longer than we look at: the read decides
+    try:
+        return not isinstance(orjson.loads(tail[at + 1:]), dict)
+    except orjson.JSONDecodeError:
+        return True
+
+
+def _fast(store: EventStore, info: FileInfo, path: Path, dialect: str) -> str | None:
+    """Load a clean JSON-lines file in one DuckDB statement; None when it did, else (nothing kept) DuckDB's
+    error, or "" when the rows did not match the lines. The lines are counted while DuckDB loads, and the
+    load is rolled back unless it gave one event per line, so a clean file costs one pass, not two."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         lines = pool.submit(_line_count, path)
         base = store.next_rowid
         try:
             kept = store.insert_select(info, select_sql(dialect), [str(path)],
                                        keep=lambda n: n == lines.result() and _all_events(store, base, path))
-        except DATA_ERRORS:
-            return False  # nothing inserted: the careful path finds the bad records, keeps the good ones
+        except DATA_ERRORS as e:
+            return str(e)  # nothing inserted
     if kept is None:
-        return False
+        return ""
     if dialect == "flat":
         _fill_5156_pids(store, base, kept, path)
-    return True
+    return None
 
 
 def _fast_array(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
