@@ -17,16 +17,17 @@ re-serialising is reported as the careful path's chunk insert reports it. Whatev
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+import numpy as np
 import orjson
 
+from stagehunt.sources.lineindex import LineIndex
+
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
     from stagehunt.diagnostics import Diagnostics
@@ -34,67 +35,20 @@ if TYPE_CHECKING:
 
 MAX_SUSPECTS = 10_000  # more odd lines than this: the careful path costs about as much
 MAX_ROUNDS = 16  # rejections, each one more read of the whole file
-_WINDOW = 64 << 20  # bytes scanned at a time
 _BOM = b"\xef\xbb\xbf"
 _LINE_HINT = re.compile(r"\bin line (\d+)")
 _DUCKDB_WHERE = re.compile(r' in file "[^"]*", in line \d+')
 
 
-class _Lines:
-    """Where each line of a file starts, and how long the file is (lines split at `\\n`, as the careful
-    path's iteration splits them)."""
-
-    def __init__(self, path: Path):
-        import numpy as np
-
-        ends: list[np.ndarray] = []
-        with open(path, "rb") as f:
-            self.size = os.fstat(f.fileno()).st_size
-            for off in range(0, self.size, _WINDOW):
-                with mmap.mmap(f.fileno(), min(_WINDOW, self.size - off), offset=off,
-                               access=mmap.ACCESS_READ) as mm:
-                    a = np.frombuffer(mm, dtype=np.uint8)
-                    ends.append(np.flatnonzero(a == 10) + off)
-                    del a  # the mapping cannot close while numpy holds it
-        starts = np.concatenate([np.zeros(1, dtype=np.int64), *(e + 1 for e in ends)])
-        self.starts = starts[:-1] if starts[-1] >= self.size else starts  # no line after a final newline
-        self.count = len(self.starts)
-
-    def span(self, ln: int) -> tuple[int, int]:
-        """Byte range of line `ln` (1-based), its newline included."""
-        start = int(self.starts[ln - 1])
-        return start, int(self.starts[ln]) if ln < self.count else self.size
-
-
-def _odd_lines(path: Path, lines: _Lines) -> list[int] | None:
+def _odd_lines(lines: LineIndex) -> list[int] | None:
     """Lines that do not start with `{`, and the last one if no newline ends it; None if too many."""
-    import numpy as np
-
-    odd: list[np.ndarray] = []
-    found = 0
-    with open(path, "rb") as f:
-        for off in range(0, lines.size, _WINDOW):
-            with mmap.mmap(f.fileno(), min(_WINDOW, lines.size - off), offset=off, access=mmap.ACCESS_READ) as mm:
-                a = np.frombuffer(mm, dtype=np.uint8)
-                lo, hi = np.searchsorted(lines.starts, [off, off + len(a)])
-                here = lines.starts[lo:hi]
-                bad = np.flatnonzero(a[here - off] != ord("{")) + lo + 1
-                del a
-            odd.append(bad)
-            found += len(bad)
-            if found > MAX_SUSPECTS:
-                return None
-    out = [int(x) for part in odd for x in part]
-    last_cut = lines.count and not _ends_in_newline(path, lines.size)
-    if last_cut and (not out or out[-1] != lines.count):
+    odd = np.flatnonzero(lines.first != ord("{")) + 1
+    if len(odd) > MAX_SUSPECTS:
+        return None
+    out = [int(x) for x in odd]
+    if lines.count and not lines.ends_in_newline and (not out or out[-1] != lines.count):
         out.append(lines.count)
     return out
-
-
-def _ends_in_newline(path: Path, size: int) -> bool:
-    with open(path, "rb") as f:
-        f.seek(size - 1)
-        return f.read(1) == b"\n"
 
 
 def _treat(raw: bytes, ln: int) -> tuple[bytes | None, str | None]:
@@ -119,12 +73,13 @@ def load(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diag
     """Load `path` (a JSON-lines file the one-statement read refused; `first_error` is DuckDB's reason, if it
     gave one) with only its suspect lines read carefully. False, with nothing kept or reported, when the
     careful path must read it instead."""
-    import numpy as np
-
     from stagehunt.sources import jsonfile
 
-    lines = _Lines(path)
-    odd = _odd_lines(path, lines) if lines.count else None
+    try:
+        lines = LineIndex(path)
+    except (OSError, ValueError):  # not mappable
+        return False
+    odd = _odd_lines(lines) if lines.count else None
     if odd is None:
         return False
     suspects = set(odd)
@@ -155,12 +110,11 @@ def load(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diag
     return False
 
 
-def _write_copy(src: BinaryIO, lines: _Lines, suspects: set[int], rejected: dict[int, str],
+def _write_copy(src: BinaryIO, lines: LineIndex, suspects: set[int], rejected: dict[int, str],
                 treated: dict[int, tuple[bytes | None, str | None]],
                 copy: Path) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Write the file with its suspect lines as the careful path reads them (re-serialised, or left out);
     returns the original line number of each line of the copy, and the problems of the lines left out."""
-    import numpy as np
 
     runs: list[np.ndarray] = []
     problems: list[tuple[int, str]] = []

@@ -1,0 +1,55 @@
+"""Where each line of a file starts, found by numpy over the mapped file a window at a time."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+_WINDOW = 64 << 20  # bytes mapped at a time: mapped pages never add more than this to the resident set
+
+
+def _each_window(f: BinaryIO, size: int, fn: Callable[[int, np.ndarray], np.ndarray]) -> list[np.ndarray]:
+    """fn(offset, bytes) for each window of the mapped file; what fn returns must not be a view of them."""
+    out = []
+    for off in range(0, size, _WINDOW):
+        with mmap.mmap(f.fileno(), min(_WINDOW, size - off), offset=off, access=mmap.ACCESS_READ) as mm:
+            a = np.frombuffer(mm, dtype=np.uint8)
+            out.append(fn(off, a))
+            del a  # the mapping cannot close while numpy holds it
+    return out
+
+
+class LineIndex:
+    """The lines of a file as split at `\\n` (as iterating over a binary file splits them): `starts[k]` is
+    where line k + 1 starts, `count` how many there are, `first` the first byte of each (10 for an empty
+    line). Raises OSError or ValueError for a file that cannot be mapped."""
+
+    def __init__(self, path: Path):
+        with open(path, "rb") as f:
+            self.size = os.fstat(f.fileno()).st_size
+            parts = _each_window(f, self.size, lambda off, a: np.flatnonzero(a == 10) + off)
+            newlines = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            starts = np.concatenate([np.zeros(1, dtype=np.int64), newlines + 1])
+            self.starts = starts[:-1] if starts[-1] >= self.size else starts  # no line after a final newline
+            self.count = len(self.starts)
+            self.ends_in_newline = bool(len(newlines)) and int(newlines[-1]) == self.size - 1
+            first = _each_window(f, self.size, self._first_bytes)
+            self.first = np.concatenate(first) if first else np.zeros(0, dtype=np.uint8)
+
+    def _first_bytes(self, off: int, a: np.ndarray) -> np.ndarray:
+        lo, hi = np.searchsorted(self.starts, [off, off + len(a)])
+        return a[self.starts[lo:hi] - off]  # fancy indexing: a copy
+
+    def span(self, ln: int) -> tuple[int, int]:
+        """Byte range of line `ln` (1-based), its newline included."""
+        start = int(self.starts[ln - 1])
+        return start, int(self.starts[ln]) if ln < self.count else self.size
+
+    def lines_starting(self, byte: bytes) -> np.ndarray:
+        """The (1-based) numbers of the lines whose first byte is `byte`."""
+        return np.flatnonzero(self.first == byte[0]) + 1
