@@ -25,6 +25,7 @@ from stagehunt.sources.dialects import DIALECTS, canonical_sql, sniff_dialect
 from stagehunt.store import FileInfo
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from stagehunt.store import EventStore
@@ -192,7 +193,10 @@ def load_json(store: EventStore, path: Path, name: str, dialect: str | None, dia
     if head.removeprefix(_BOM).lstrip(b" \t\r\n").startswith(b"["):  # DuckDB skips both, as orjson does
         if _fast_array(store, info, path, dialect):
             return info
-    elif (text := head.removeprefix(_BOM)).startswith(b"{") and not _is_pretty_stream(text):  # DuckDB skips a BOM
+    elif _is_pretty_stream(head.removeprefix(_BOM)):
+        if _fast_pretty(store, info, path, dialect):
+            return info
+    elif head.removeprefix(_BOM).startswith(b"{"):  # DuckDB skips a BOM
         # a last line cut short (rotation, a copy of a live log) would fail the whole read at its very end
         refused = "" if _last_line_cut(path) else _fast(store, info, path, dialect)
         if refused is None:
@@ -260,6 +264,55 @@ def _fast_array(store: EventStore, info: FileInfo, path: Path, dialect: str) -> 
     if dialect == "flat":
         _fill_5156_pids(store, base, kept, path, "array")
     return True
+
+
+def _fast_pretty(store: EventStore, info: FileInfo, path: Path, dialect: str) -> bool:
+    """Load a clean stream of pretty-printed objects (`jq .`) in one DuckDB statement, each object cited by
+    the line its `{` is on; False (nothing kept) unless the file is laid out as the careful path reads such
+    a stream without a problem: each object opens with `{` and closes with `}` in the first column, only
+    blank lines between objects, and DuckDB reads one event per object."""
+    import numpy as np
+
+    from stagehunt.sources.lineindex import LineIndex
+
+    try:
+        lines = LineIndex(path)
+    except (OSError, ValueError):
+        return False
+    opens, closes = lines.lines_starting(b"{"), lines.lines_starting(b"}")
+    if lines.count and lines.first[0] == _BOM[0]:  # the BOM, before the first `{` (as the sniff found)
+        opens = np.concatenate([[1], opens])
+    if len(opens) != len(closes) or not len(opens) or not (
+            (opens < closes).all() and (closes[:-1] < opens[1:]).all()):
+        return False
+    # between a `}` and the next `{` (and after the last `}`): blank lines only
+    outside = [(int(c) + 1, int(o)) for c, o in zip(closes, [*opens[1:], lines.count + 1], strict=True)
+               if o > c + 1]
+    if len(outside) > 10_000:
+        return False
+    with open(path, "rb") as f:
+        for first, stop in outside:
+            start, end = lines.span(first)[0], (lines.span(stop)[0] if stop <= lines.count else lines.size)
+            if os.pread(f.fileno(), end - start, start).strip():
+                return False
+    base = store.next_rowid
+    try:
+        kept = store.insert_select(info, select_sql(dialect, "unstructured"), [str(path)],
+                                   origins=_line_origins(opens), keep=lambda n: n == len(opens)
+                                   and _no_empty_rows(store, base))
+    except DATA_ERRORS:
+        return False
+    if kept is None:
+        return False
+    if dialect == "flat":
+        _fill_5156_pids(store, base, kept, path, "unstructured")
+    return True
+
+
+def _line_origins(lines: np.ndarray) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({"line": pa.array(lines, pa.int64()), "record": pa.nulls(len(lines), pa.int64())})
 
 
 def _ends_array(path: Path) -> bool:
