@@ -128,6 +128,43 @@ def split_corpus(events: int, files: int, workdir: Path) -> Path:
     return dest
 
 
+SHAPES = {
+    "cut-last-line": "JSON lines whose last line is cut short (rotation, a copy of a live log)",
+    "bad-line": "JSON lines with one corrupt line in the middle",
+    "array": "one JSON array of the events (Splunk, Azure, PowerShell exports)",
+    "pretty": "pretty-printed objects one after another (jq .)",
+}
+
+
+def shaped_corpus(events: int, shape: str, workdir: Path) -> Path:
+    """The corpus's first `events` events laid out as `shape` (see SHAPES), kept in `workdir`."""
+    dest = workdir / f"corpus-{events}-{shape}.json"
+    if dest.exists():
+        return dest
+    import orjson
+
+    part = workdir / (dest.name + ".part")  # a cut-short build is never taken for the file
+    with open(corpus(max(events, 1_000_000), workdir), "rb") as src, open(part, "wb") as out:
+        lines = (line.rstrip(b"\n") for _, line in zip(range(events), src, strict=False))
+        if shape == "array":
+            out.write(b"[")
+            for i, line in enumerate(lines):
+                out.write((b",\n" if i else b"") + line)
+            out.write(b"]\n")
+        elif shape == "pretty":
+            for line in lines:
+                out.write(orjson.dumps(orjson.loads(line), option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            first = b""
+            for i, line in enumerate(lines):
+                first = first or line
+                out.write((line[: len(line) // 3] if shape == "bad-line" and i == events // 2 else line) + b"\n")
+            if shape == "cut-last-line":
+                out.write(first[: len(first) // 2])
+    part.rename(dest)
+    return dest
+
+
 def evtx_directory(files: int, workdir: Path) -> Path:
     """A directory of `files` small EVTX files: the real test files (2-15 records each) copied round-robin,
     as a collection of attack samples or per-host logs holds them."""
@@ -184,6 +221,9 @@ def main() -> None:
                     help="measure reading instead: --events events split into N files of one directory")
     ap.add_argument("--evtx-files", type=int, metavar="N",
                     help="measure reading instead: a directory of N small EVTX files (copies of the real ones)")
+    ap.add_argument("--shape", choices=sorted(SHAPES),
+                    help="measure reading instead: the corpus laid out otherwise (" +
+                    "; ".join(f"{k}: {v}" for k, v in SHAPES.items()) + "), against clean JSON lines")
     ap.add_argument("--workdir", default=os.environ.get("STAGEHUNT_BENCH_DIR", tempfile.gettempdir()),
                     help="where the corpus is generated and kept between runs")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
@@ -214,6 +254,14 @@ def main() -> None:
         print(f"read {args.files} files: {args.events:,} events, median {r['median_s']:.2f} s of {args.runs} -> "
               f"{args.events / r['median_s']:,.0f} events/s, {args.files / r['median_s']:,.0f} files/s, "
               f"peak RSS {r['peak_rss_mib']:.0f} MiB [output {r['output']}] ({machine})")
+        return
+    if args.shape:
+        clean = measure("read", READ, [str(corpus(args.events, work))], args.runs)
+        r = measure("read-shaped", READ, [str(shaped_corpus(args.events, args.shape, work))], args.runs)
+        print(f"read {args.shape}: {args.events:,} events, median {r['median_s']:.2f} s of {args.runs} -> "
+              f"{args.events / r['median_s']:,.0f} events/s, peak RSS {r['peak_rss_mib']:.0f} MiB, "
+              f"{r['median_s'] / clean['median_s']:.2f}x clean JSON lines ({clean['median_s']:.2f} s, "
+              f"{clean['peak_rss_mib']:.0f} MiB) [output {r['output']}] ({machine})")
         return
     path = corpus(args.events, work)
     results = {}
