@@ -30,4 +30,19 @@ def test_lines_match_pythons_own_split_across_window_edges(pieces: list[bytes]) 
     assert [data[slice(*index.span(ln))] for ln in range(1, index.count + 1)] == expected
     assert bytes(index.first) == b"".join(line[:1] for line in expected)
     assert index.ends_in_newline == data.endswith(b"\n")
-    assert list(index.lines_starting(b"{")) == [i for i, line in enumerate(expected, 1) if line.startswith(b"{")]
+
+
+@settings(max_examples=80, deadline=None)
+@given(pieces=st.lists(st.sampled_from([b"\n", b"{", b"}", b"  ", b"\r\n", b"x" * 3000, b"{\"a\":1}", b"\n" * 4095]),
+                       max_size=40))
+def test_lines_starting_with_a_byte_match_pythons_own_split(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lineindex, "_WINDOW", mmap.ALLOCATIONGRANULARITY)
+        path = Path(tmp) / "f"
+        path.write_bytes(data)
+        found = lineindex.lines_starting(path, b"{}x")
+        with open(path, "rb") as f:
+            expected = list(f)
+    for b in b"{}x":
+        assert list(found[b]) == [i for i, line in enumerate(expected, 1) if line[:1] == bytes([b])], chr(b)
