@@ -403,11 +403,18 @@ def test_garbage_never_raises_and_every_line_is_counted(tmp_path, lines):
         assert diag.total <= max(1, sum(1 for x in lines if x.strip()))
 
 
-def test_a_broken_json_array_is_one_file_error(tmp_path):
-    rows, diag, _ = load(write(tmp_path, '[{"SyslogMessage": "type=SYSCALL msg=audit(1.0:1): syscall=59"\n', "a.json"),
-                         "auditd")
-    assert rows == [] and diag.total == 1
-    assert diag.problems[0].message.startswith("cannot read as auditd: not valid JSON")
+def test_a_broken_json_array_keeps_the_rows_before_the_damage(tmp_path):
+    """An Azure export cut short (a download that stopped): the rows before the cut are read, the cut is
+    reported at its element, as for every JSON reader (the whole file used to be one error)."""
+    rows_in = [orjson.loads(raw) for raw in AZURE_AUOMS.read_bytes().splitlines()[:8]]
+    whole = orjson.dumps(rows_in, option=orjson.OPT_INDENT_2)
+    keys = [i for i in range(len(whole)) if whole.startswith(b'"SyslogMessage"', i)]
+    cut = whole[:keys[7]]  # inside row 8
+    rows, diag, _ = load(write(tmp_path, cut.decode(), "a.json"), "auditd")
+    expected, _, _ = load(write(tmp_path, orjson.dumps(rows_in[:7]).decode(), "b.json"), "auditd")
+    assert [r["source_record"] for r in rows] == [r["source_record"] for r in expected] and rows
+    assert [(p.record, p.message.split(" (")[0]) for p in diag.problems] == [
+        (8, "not valid JSON from array element 8 on")]
 
 
 _REAL_LINES = [x for x in (ARP.read_text() + DD.read_text() + CURL).splitlines() if x]

@@ -278,3 +278,25 @@ def test_nxlog_5156_processid_spelling_is_read_in_a_group_of_small_files(tmp_pat
         sources.load(store, list(sources.expand([str(work)], store.tmpdir)), "auto", diag)
         rows = store.con.execute("SELECT source_file, source_line, pid FROM events ORDER BY rowid").fetchall()
     assert diag.total == 0 and rows == expected
+
+
+def test_an_azure_syslog_export_cut_short_or_pretty_printed_keeps_every_whole_row(tmp_path):
+    """A JSON array of Azure Syslog rows that stops inside a row (the whole file used to be refused as not
+    valid JSON), and the same rows pretty-printed one after another (`jq .`; refused before too)."""
+    rows_in = [orjson.loads(raw) for raw in AZURE_SYSLOG.read_bytes().splitlines() if raw.strip()]
+    whole = orjson.dumps(rows_in, option=orjson.OPT_INDENT_2)
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(whole[:whole.rindex(b'"SyslogMessage"')])  # inside the last row
+    first = tmp_path / "first.json"
+    first.write_bytes(orjson.dumps(rows_in[:-1]))
+    assert sources.sniff(first) == "azure-syslog"  # one line of JSON rows holding `<Event>`: not syslog text
+    got, diag, files = load(cut)
+    expected, expected_diag, _ = load(first)
+    assert files[0].format == "azure-syslog" and got == [dict(r, source_file=cut.name) for r in expected]
+    cut_at = [p.message for p in diag.problems if p.record == len(rows_in)]
+    assert len(cut_at) == 1 and cut_at[0].startswith(f"not valid JSON from array element {len(rows_in)} on")
+    assert sorted(p.message for p in diag.problems) == sorted([*(p.message for p in expected_diag.problems), *cut_at])
+    pretty = tmp_path / "pretty.json"
+    pretty.write_bytes(b"\n".join(orjson.dumps(r, option=orjson.OPT_INDENT_2) for r in rows_in) + b"\n")
+    rows, _, files = load(pretty)
+    assert files[0].format == "azure-syslog" and len(rows) == len(load(AZURE_SYSLOG)[0]) > 0

@@ -87,9 +87,9 @@ def sniff(path: Path) -> str | None:
     if text.startswith(b"<"):
         return "xml"
     first = text.split(b"\n", 1)[0]
-    if b"<Event" in first and b"<System>" in first:
-        return "syslog"
     starts_json = text.startswith((b"{", b"["))
+    if not starts_json and b"<Event" in first and b"<System>" in first:  # (JSON rows may carry such XML)
+        return "syslog"
     # JSON lines whose first line was cut (rotation, `tail -c`) or damaged: a later line starts a record
     if starts_json or b"\n{" in text:
         rec = jsonfile.first_record(path)

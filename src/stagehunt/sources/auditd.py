@@ -19,8 +19,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.store import FileInfo
 
@@ -408,34 +406,13 @@ Message = tuple[str | None, int | None, int | None, str | None]  # text, line, a
 
 
 def _json_messages(path: Path, name: str, diag: Diagnostics) -> Iterator[Message]:
-    """(SyslogMessage, line, array index, host) of each Azure Syslog row (JSON lines or an array);
-    bad rows go to diagnostics."""
-    if _head(path).startswith(b"["):
-        try:
-            data = orjson.loads(path.read_bytes())
-        except orjson.JSONDecodeError as e:
-            raise ValueError(f"not valid JSON: {e}") from None
-        items: Iterator[tuple[object, int | None, int | None]] = (
-            (row, None, k) for k, row in enumerate(data if isinstance(data, list) else [data], 1))
-    else:
-        items = _json_lines(path, name, diag)
-    for row, ln, rec in items:
-        if not isinstance(row, dict):
-            diag.add(name, "not a JSON object", line=ln, record=rec)
-            continue
+    """(SyslogMessage, line, array index, host) of each Azure Syslog row (JSON lines, an array or
+    pretty-printed rows); bad rows go to diagnostics."""
+    from stagehunt.sources.jsonfile import objects  # any JSON layout; damaged arrays salvaged
+
+    for row, ln, rec in objects(path, name, diag):
         msg, host = row.get("SyslogMessage"), row.get("Computer") or row.get("HostName")
         yield msg if isinstance(msg, str) else None, ln, rec, host if isinstance(host, str) else None
-
-
-def _json_lines(path: Path, name: str, diag: Diagnostics) -> Iterator[tuple[object, int | None, int | None]]:
-    with open(path, "rb") as f:
-        for ln, raw in enumerate(f, 1):
-            raw = raw.strip().removeprefix(b"\xef\xbb\xbf")
-            if raw:
-                try:
-                    yield orjson.loads(raw), ln, None
-                except orjson.JSONDecodeError as e:
-                    diag.add(name, f"malformed JSON: {e}", line=ln)
 
 
 def load(store: EventStore, path: Path, name: str, diag: Diagnostics) -> FileInfo:

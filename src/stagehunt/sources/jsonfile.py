@@ -475,6 +475,14 @@ def _records(path: Path, name: str, diag: Diagnostics) -> Iterator[Triple]:
     yield from records
 
 
+def objects(path: Path, name: str, diag: Diagnostics) -> Iterator[tuple[dict, int | None, int | None]]:
+    """(object, line, record index) of each JSON object in any of the layouts the careful path reads (JSON
+    lines, an array, pretty-printed objects; damaged ones salvaged), for readers that take the rows apart
+    in Python (Azure Syslog rows); bad ones go to diagnostics."""
+    for raw, ln, rn in _records(path, name, diag):
+        yield orjson.loads(raw), ln, rn
+
+
 def _parses(text: bytes) -> bool:
     try:
         orjson.loads(text.strip().removeprefix(_BOM))

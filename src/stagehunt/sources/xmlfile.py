@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 from xml.etree.ElementTree import ParseError, fromstring
 from xml.parsers.expat import errors as expat_errors
 
-import orjson
-
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.sources import flatten
 from stagehunt.sources.jsonfile import insert_group, insert_records
@@ -302,30 +300,11 @@ def _is_json_array(path: Path) -> bool:
 
 
 def _json_rows(path: Path, name: str, diag: Diagnostics) -> Iterator[tuple[dict, int | None, int | None]]:
-    """(row, line, array index) of a JSON-lines file or a JSON array; bad rows go to diagnostics."""
-    if _is_json_array(path):
-        try:
-            rows = orjson.loads(path.read_bytes())
-        except orjson.JSONDecodeError as e:
-            raise ValueError(f"not valid JSON: {e}") from None
-        for k, row in enumerate(rows if isinstance(rows, list) else [rows], 1):
-            if isinstance(row, dict):
-                yield row, None, k
-            else:
-                diag.add(name, "array element is not a JSON object", record=k)
-        return
-    for ln, raw in _lines(path):
-        if not raw.strip():
-            continue
-        try:
-            row = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            diag.add(name, f"malformed JSON: {e}", line=ln)
-            continue
-        if isinstance(row, dict):
-            yield row, ln, None
-        else:
-            diag.add(name, "not a JSON object", line=ln)
+    """(row, line, array index) of a JSON-lines file, a JSON array or pretty-printed rows; bad rows go to
+    diagnostics, and a damaged array or a cut last row costs only what is damaged."""
+    from stagehunt.sources.jsonfile import objects
+
+    return objects(path, name, diag)
 
 
 def _azure_events(path: Path, name: str, diag: Diagnostics, skipped: list[int]) -> Iterator[Triple]:
