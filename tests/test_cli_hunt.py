@@ -169,6 +169,16 @@ def test_help_names_what_each_option_takes(command: list[str]) -> None:
         assert re.search(r"\*\s+PATH\s+Files, directories", res.stdout), res.stdout
 
 
+@pytest.mark.parametrize("command", [["hunt"], ["inspect"], ["export"], ["config", "show"], ["simulate"],
+                                     ["validate"]])
+def test_the_readme_documents_every_option(command: list[str]) -> None:
+    res = subprocess.run([sys.executable, "-m", "stagehunt.cli", *command, "--help"], capture_output=True,
+                         text=True, cwd=ROOT, env={**os.environ, "COLUMNS": "250"})
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    options = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", res.stdout.split("Options")[1])) - {"--help"}
+    assert options and not sorted(o for o in options if o not in readme), command
+
+
 @pytest.mark.parametrize("command", [["hunt", str(EXAMPLES), "-O", "jsonl"], ["export", "-t", "sigma"]])
 def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(tmp_path: Path, command: list[str]) -> None:
     target = tmp_path / "no" / "such" / "folder" / "out.txt"
