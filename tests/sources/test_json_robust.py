@@ -814,3 +814,19 @@ def test_a_clean_pretty_printed_stream_goes_to_duckdb_whole(tmp_path: Path) -> N
         jsonfile._careful = careful
     assert infos[0].format == "ecs" and diag.total == 0
     assert [(line, pid) for _, line, _, pid, _ in rows] == list(zip(starts, range(1, 301), strict=True))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_json_lines_from_powershell_read_as_their_utf8_twin(tmp_path: Path, encoding: str) -> None:
+    """Windows PowerShell 5.1's `>` and `Out-File` write UTF-16 with a BOM: the same rows, lines and problems
+    as the UTF-8 file (it was "unrecognised format")."""
+    lines = [orjson.dumps(RECORDS["flat"](i)).decode() for i in range(1, 6)]
+    lines[2] = lines[2][:30]  # a damaged line keeps its number
+    text = "\r\n".join(lines) + "\r\n"
+    utf8, utf16 = tmp_path / "events.jsonl", tmp_path / "events16.jsonl"
+    utf8.write_text(text, encoding="utf-8", newline="")
+    utf16.write_bytes(("\ufeff" + text).encode(encoding))
+    (rows8, problems8), (rows16, problems16) = _every_column(utf8), _every_column(utf16)
+    same_name = [tuple(str(utf8) if v == str(utf16) else v for v in r) for r in rows16]
+    assert same_name == rows8 and len(rows8) == 4
+    assert problems16 == problems8 and [p[0] for p in problems8] == [3]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import gzip
 import importlib
+import io
 import shutil
 import sys
 import zipfile
@@ -168,8 +169,21 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
         # a damaged, encrypted or unsupported archive or member: the members before it are already read
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError) as e:
             yield _unopened(inp, suffix == ".zip" or bool(where), f"cannot open zip archive{where}: {one_line(e)}")
+    elif magic[:2] in (b"\xff\xfe", b"\xfe\xff") and sniff(inp.path) != "xml":
+        yield _as_utf8(inp, workdir / f"{n}-{inp.path.name}")
     else:
         yield inp
+
+
+def _as_utf8(inp: Input, dest: Path) -> Input:
+    """A UTF-16 text file other than Event XML (which its reader takes as it is): JSON lines or syslog text
+    that Windows PowerShell 5.1's `>` or `Out-File` wrote, as UTF-8, line for line (evidence cites the same
+    lines). Characters that are no UTF-16 become U+FFFD, as in the XML reader."""
+    with open(inp.path, "rb") as raw, open(dest, "w", encoding="utf-8", newline="") as out:
+        text = io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
+        while chunk := text.read(1 << 20):
+            out.write(chunk.removeprefix("\ufeff") if out.tell() == 0 else chunk)
+    return Input(inp.name, dest, inp.found)
 
 
 def _unopened(inp: Input, named_so: bool, problem: str) -> Input:
