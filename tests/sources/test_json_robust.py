@@ -741,6 +741,9 @@ def test_one_bad_line_in_many_costs_one_more_read_not_a_record_by_record_one(tmp
     assert [(p.line, p.message.split(":")[0]) for p in diag.problems] == [
         (1500, "malformed JSON"), (2100, "record does not fit the ecs format"), (3001, "malformed JSON")]
     assert len(parsed) <= 12  # the suspects and their neighbours, not 3001 lines
+    with EventStore() as store:  # the copy, as big as the input, does not outlive its load
+        sources.load(store, list(sources.expand([str(path)], store.tmpdir)), "auto", Diagnostics())
+        assert store.count() == 2998 and not list(store.tmpdir.glob("repaired*"))
 
 
 @pytest.mark.parametrize("dialect", sorted(RECORDS))

@@ -73,8 +73,6 @@ def load(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diag
     """Load `path` (a JSON-lines file the one-statement read refused; `first_error` is DuckDB's reason, if it
     gave one) with only its suspect lines read carefully. False, with nothing kept or reported, when the
     careful path must read it instead."""
-    from stagehunt.sources import jsonfile
-
     try:
         lines = LineIndex(path)
     except (OSError, ValueError):  # not mappable
@@ -83,11 +81,22 @@ def load(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diag
     if odd is None:
         return False
     suspects = set(odd)
+    kept_lines = np.arange(1, lines.count + 1)  # the original line of each line DuckDB read
+    copy = store.tmpdir / "repaired.jsonl"
+    try:
+        return _load_copy(store, info, path, dialect, diag, lines, suspects, kept_lines, first_error, copy)
+    finally:
+        copy.unlink(missing_ok=True)  # as big as the input: free the disk now, not when the run ends
+
+
+def _load_copy(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diagnostics, lines: LineIndex,
+               suspects: set[int], kept_lines: np.ndarray, error: str | None, copy: Path) -> bool:
+    """Write the copy and read it, placing each rejection DuckDB reports, until it loads (True) or cannot."""
+    from stagehunt.sources import jsonfile
+
     rejected: dict[int, str] = {}  # suspect line -> why DuckDB refused its re-serialised record
     treated: dict[int, tuple[bytes | None, str | None]] = {}  # suspect line -> the careful path's reading
-    kept_lines = np.arange(1, lines.count + 1)  # the original line of each line DuckDB read
-    error, from_copy = first_error, False
-    copy = store.tmpdir / "repaired.jsonl"
+    from_copy = False
     with open(path, "rb") as src:
         for _ in range(MAX_ROUNDS + 1):
             if error is not None and not _place(error, kept_lines, suspects, rejected, dialect, from_copy):
