@@ -651,13 +651,7 @@ def test_a_json_array_reads_the_same_in_one_statement_as_element_by_element(dial
         if cut is not None:  # an export cut short; right after a comma, DuckDB alone would see no damage
             data = data[:data.rfind(b",") + 1] if cut == "after a comma" else data[:int(len(data) * cut)]
         path.write_bytes(data)
-        fast = _every_column(path)
-        slow_array = jsonfile._fast_array
-        jsonfile._fast_array = lambda *a: False  # the careful path only
-        try:
-            careful = _every_column(path)
-        finally:
-            jsonfile._fast_array = slow_array
+        fast, careful = _every_column(path), _careful_only(path, jsonfile, "_fast_array")
     assert fast == careful
 
 
@@ -685,15 +679,12 @@ def test_a_big_json_array_is_read_without_holding_its_elements(tmp_path: Path) -
     assert max(parsed, default=0) < 4096  # no parse of the file or of a big part of it
 
 
-def _careful_only(path: Path) -> tuple[list[tuple], list[tuple]]:
-    from stagehunt.sources import damaged_jsonl
-
-    real = damaged_jsonl.load
-    damaged_jsonl.load = lambda *a: False
-    try:
+def _careful_only(path: Path, module: Any, shortcut: str) -> tuple[list[tuple], list[tuple]]:
+    """_every_column with one of the one-statement readers (`module.shortcut`) switched off: what the
+    careful path reads."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(module, shortcut, lambda *a: False)
         return _every_column(path)
-    finally:
-        damaged_jsonl.load = real
 
 
 @pytest.mark.parametrize("dialect", sorted(RECORDS))
@@ -703,6 +694,8 @@ def test_json_lines_with_a_few_bad_lines_read_the_same_as_record_by_record(diale
                                                                           bom: bool, final_newline: bool) -> None:
     """Only the suspect lines of a damaged file are read carefully, the rest by DuckDB from a copy: every
     column of every row and every problem must be what reading each record carefully gives."""
+    from stagehunt.sources import damaged_jsonl
+
     raw = [make(dialect, ln) for ln, (_, make) in enumerate(lines, 1)]
     data = (_BOM if bom else b"") + b"\n".join(raw) + (b"\n" if final_newline else b"")
     assume(data.removeprefix(_BOM).startswith(b"{"))  # else the lines are not what is read first
@@ -710,7 +703,8 @@ def test_json_lines_with_a_few_bad_lines_read_the_same_as_record_by_record(diale
         path = Path(tmp) / "events.jsonl"
         path.write_bytes(data)
         rows, problems = _every_column(path)
-        assert (rows, sorted(problems, key=str)) == (lambda r, p: (r, sorted(p, key=str)))(*_careful_only(path))
+        careful_rows, careful_problems = _careful_only(path, damaged_jsonl, "load")
+    assert (rows, sorted(problems, key=str)) == (careful_rows, sorted(careful_problems, key=str))
 
 
 def test_one_bad_line_in_many_costs_one_more_read_not_a_record_by_record_one(tmp_path: Path) -> None:
@@ -788,13 +782,7 @@ def test_a_pretty_printed_stream_reads_the_same_in_one_statement_as_object_by_ob
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pretty.json"
         path.write_bytes(raw)
-        fast = _every_column(path)
-        real = jsonfile._fast_pretty
-        jsonfile._fast_pretty = lambda *a: False
-        try:
-            careful = _every_column(path)
-        finally:
-            jsonfile._fast_pretty = real
+        fast, careful = _every_column(path), _careful_only(path, jsonfile, "_fast_pretty")
     assert fast == careful
 
 

@@ -28,8 +28,6 @@ import orjson
 from stagehunt.sources.lineindex import LineIndex
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from stagehunt.diagnostics import Diagnostics
     from stagehunt.store import EventStore, FileInfo
 
@@ -105,7 +103,8 @@ def _load_copy(store: EventStore, info: FileInfo, path: Path, dialect: str, diag
             base, rows = store.next_rowid, len(kept_lines)
             try:
                 kept = store.insert_select(info, jsonfile.select_sql(dialect), [str(copy)],
-                                           origins=_origins(kept_lines), keep=lambda n, rows=rows: n == rows)
+                                           origins=jsonfile.line_origins(kept_lines),
+                                           keep=lambda n, rows=rows: n == rows)
             except jsonfile.DATA_ERRORS as e:
                 error, from_copy = str(e), True
                 continue
@@ -184,8 +183,3 @@ def _place(error: str, kept_lines: np.ndarray, suspects: set[int], rejected: dic
         return True
     return False
 
-
-def _origins(kept_lines: np.ndarray) -> pa.Table:
-    import pyarrow as pa
-
-    return pa.table({"line": pa.array(kept_lines, pa.int64()), "record": pa.nulls(len(kept_lines), pa.int64())})

@@ -253,16 +253,24 @@ def _fast_array(store: EventStore, info: FileInfo, path: Path, dialect: str) -> 
     path reports."""
     if not _ends_array(path):  # DuckDB reads `[{...},` as one element: a cut export must be reported
         return False
+    return _insert_whole(store, info, path, dialect, "array", lambda n, base: _no_empty_rows(store, base),
+                         by_record=True)
+
+
+def _insert_whole(store: EventStore, info: FileInfo, path: Path, dialect: str, layout: str,
+                  keep: Callable[[int, int], bool], **origins: Any) -> bool:
+    """Insert the events of `path` (DuckDB's `layout`) in one statement, kept if keep(rows, first rowid);
+    True when they were. `origins` as store.insert_select takes them (`origins=` or `by_record=`)."""
     base = store.next_rowid
     try:
-        kept = store.insert_select(info, select_sql(dialect, "array"), [str(path)], by_record=True,
-                                   keep=lambda n: _no_empty_rows(store, base))
+        kept = store.insert_select(info, select_sql(dialect, layout), [str(path)], keep=lambda n: keep(n, base),
+                                   **origins)
     except DATA_ERRORS:
         return False
     if kept is None:
         return False
     if dialect == "flat":
-        _fill_5156_pids(store, base, kept, path, "array")
+        _fill_5156_pids(store, base, kept, path, layout)
     return True
 
 
@@ -286,21 +294,12 @@ def _fast_pretty(store: EventStore, info: FileInfo, path: Path, dialect: str) ->
     if len(opens) != len(closes) or not len(opens) or not (
             (opens < closes).all() and (closes[:-1] < opens[1:]).all()):
         return False
-    base = store.next_rowid
-    try:
-        kept = store.insert_select(info, select_sql(dialect, "unstructured"), [str(path)],
-                                   origins=_line_origins(opens), keep=lambda n: n == len(opens)
-                                   and _no_empty_rows(store, base))
-    except DATA_ERRORS:
-        return False
-    if kept is None:
-        return False
-    if dialect == "flat":
-        _fill_5156_pids(store, base, kept, path, "unstructured")
-    return True
+    return _insert_whole(store, info, path, dialect, "unstructured",
+                         lambda n, base: n == len(opens) and _no_empty_rows(store, base), origins=line_origins(opens))
 
 
-def _line_origins(lines: np.ndarray) -> pa.Table:
+def line_origins(lines: np.ndarray) -> pa.Table:
+    """Origins for store.insert_select: row k is line lines[k] (no record numbers)."""
     import pyarrow as pa
 
     return pa.table({"line": pa.array(lines, pa.int64()), "record": pa.nulls(len(lines), pa.int64())})
