@@ -710,7 +710,7 @@ def test_json_lines_with_a_few_bad_lines_read_the_same_as_record_by_record(diale
 def test_one_bad_line_in_many_costs_one_more_read_not_a_record_by_record_one(tmp_path: Path) -> None:
     """A cut last line (rotation, a copy of a live log) or one corrupt line: the other lines still go to
     DuckDB from the file's bytes; only the suspects are parsed in Python."""
-    from stagehunt.sources import damaged_jsonl, jsonfile
+    from stagehunt.sources import jsonfile
 
     good = [orjson.dumps(RECORDS["ecs"](i)) for i in range(1, 3001)]
     good[1499] = good[1499][:40]  # corrupt, mid-file
@@ -718,23 +718,23 @@ def test_one_bad_line_in_many_costs_one_more_read_not_a_record_by_record_one(tmp
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(good) + b"\n" + good[0][:55])  # and a last line cut short
     parsed: list[int] = []
-    real = damaged_jsonl.orjson.loads
+    real = jsonfile.orjson.loads
 
     def counting(data: Any) -> Any:
         parsed.append(1)
         return real(data)
 
-    damaged_jsonl.orjson.loads = counting
+    jsonfile.orjson.loads = counting
     careful = jsonfile._careful
     jsonfile._careful = None  # type: ignore[assignment]  # reaching it would fail the test
     try:
         rows, diag, _ = _load(path)
     finally:
-        damaged_jsonl.orjson.loads, jsonfile._careful = real, careful
+        jsonfile.orjson.loads, jsonfile._careful = real, careful
     assert [(ln, pid) for _, ln, _, pid, _ in rows] == [(i, i) for i in range(1, 3001) if i not in (1500, 2100)]
     assert [(p.line, p.message.split(":")[0]) for p in diag.problems] == [
         (1500, "malformed JSON"), (2100, "record does not fit the ecs format"), (3001, "malformed JSON")]
-    assert len(parsed) <= 12  # the suspects and their neighbours, not 3001 lines
+    assert len(parsed) <= 16  # the sniff, the suspects and their neighbours, not 3001 lines
     with EventStore() as store:  # the copy, as big as the input, does not outlive its load
         sources.load(store, list(sources.expand([str(path)], store.tmpdir)), "auto", Diagnostics())
         assert store.count() == 2998 and not list(store.tmpdir.glob("repaired*"))

@@ -2,7 +2,7 @@
 
 A file whose one-statement read fails (a last line cut by rotation, one corrupt line, a blank line) used to
 go record by record through Python: for one bad line in a million, five times the time and three times the
-memory. Here only the suspect lines get the careful path's treatment (jsonfile._line_records: stripped,
+memory. Here only the suspect lines get the careful path's treatment (jsonfile.read_line: stripped,
 parsed, re-serialised or reported), the rest is copied byte for byte, and DuckDB reads the copy:
 
   suspects  lines that do not start with `{` (blank, indented, `null`, garbage, a BOM) and an unterminated
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import orjson
 
+from stagehunt.sources import jsonfile
 from stagehunt.sources.lineindex import LineIndex
 
 if TYPE_CHECKING:
@@ -33,9 +33,7 @@ if TYPE_CHECKING:
 
 MAX_SUSPECTS = 10_000  # more odd lines than this: the careful path costs about as much
 MAX_ROUNDS = 16  # rejections, each one more read of the whole file
-_BOM = b"\xef\xbb\xbf"
 _LINE_HINT = re.compile(r"\bin line (\d+)")
-_DUCKDB_WHERE = re.compile(r' in file "[^"]*", in line \d+')
 
 
 def _odd_lines(lines: LineIndex) -> list[int] | None:
@@ -47,23 +45,6 @@ def _odd_lines(lines: LineIndex) -> list[int] | None:
     if lines.count and not lines.ends_in_newline and (not out or out[-1] != lines.count):
         out.append(lines.count)
     return out
-
-
-def _treat(raw: bytes, ln: int) -> tuple[bytes | None, str | None]:
-    """The careful path's reading of one line: (record to load, None), (None, problem) or (None, None) for
-    a blank line."""
-    line = raw.strip()
-    if ln == 1 and line.startswith(_BOM):
-        line = line[len(_BOM):].strip()
-    if not line:
-        return None, None
-    try:
-        rec = orjson.loads(line)
-    except orjson.JSONDecodeError as e:
-        return None, f"malformed JSON: {e}"
-    if not isinstance(rec, dict):
-        return None, "not a JSON object"
-    return orjson.dumps(rec), None
 
 
 def load(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diagnostics,
@@ -90,7 +71,6 @@ def load(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diag
 def _load_copy(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diagnostics, lines: LineIndex,
                suspects: set[int], kept_lines: np.ndarray, error: str | None, copy: Path) -> bool:
     """Write the copy and read it, placing each rejection DuckDB reports, until it loads (True) or cannot."""
-    from stagehunt.sources import jsonfile
 
     rejected: dict[int, str] = {}  # suspect line -> why DuckDB refused its re-serialised record
     treated: dict[int, tuple[bytes | None, str | None]] = {}  # suspect line -> the careful path's reading
@@ -142,7 +122,7 @@ def _write_copy(src: BinaryIO, lines: LineIndex, suspects: set[int], rejected: d
                 continue
             if ln not in treated:  # once per suspect, not once per round
                 start, end = lines.span(ln)
-                treated[ln] = _treat(os.pread(fd, end - start, start), ln)
+                treated[ln] = jsonfile.read_line(os.pread(fd, end - start, start), ln)
             record, problem = treated[ln]
             if record is not None:
                 out.write(record + b"\n")
@@ -178,7 +158,7 @@ def _place(error: str, kept_lines: np.ndarray, suspects: set[int], rejected: dic
         return True
     culprit = int(kept_lines[h - 1]) if 1 <= h <= len(kept_lines) else None
     if culprit is not None and culprit not in rejected:  # its re-serialised record, refused
-        reason = _DUCKDB_WHERE.sub("", error.splitlines()[0])
+        reason = jsonfile.DUCKDB_WHERE.sub("", error.splitlines()[0])
         rejected[culprit] = f"record does not fit the {dialect} format: {reason}"
         return True
     return False

@@ -493,20 +493,28 @@ def _parses(text: bytes) -> bool:
 def _line_records(path: Path, report: Report) -> Iterator[Triple]:
     with open(path, "rb") as f:
         for ln, raw in enumerate(f, 1):
-            line = raw.strip()
-            if ln == 1 and line.startswith(_BOM):
-                line = line[len(_BOM):].strip()
-            if not line:
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                report(f"malformed JSON: {e}", ln, None)
-                continue
-            if not isinstance(rec, dict):
-                report("not a JSON object", ln, None)
-                continue
-            yield orjson.dumps(rec), ln, None
+            record, problem = read_line(raw, ln)
+            if record is not None:
+                yield record, ln, None
+            elif problem is not None:
+                report(problem, ln, None)
+
+
+def read_line(raw: bytes, ln: int) -> tuple[bytes | None, str | None]:
+    """The careful reading of line `ln` of JSON lines: (the record, re-serialised, None), (None, the problem),
+    or (None, None) for a blank line."""
+    line = raw.strip()
+    if ln == 1 and line.startswith(_BOM):
+        line = line[len(_BOM):].strip()
+    if not line:
+        return None, None
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        return None, f"malformed JSON: {e}"
+    if not isinstance(rec, dict):
+        return None, "not a JSON object"
+    return orjson.dumps(rec), None
 
 
 def _is_pretty_stream(head: bytes) -> bool:
@@ -671,7 +679,7 @@ def _insert_chunk(store: EventStore, info: FileInfo, chunk: list, dialect: str, 
         if len(chunk) == 1:
             _, ln, rn = chunk[0]
             # DuckDB names our temporary chunk file and its line; the diagnostic cites the user's own
-            reason = _DUCKDB_WHERE.sub("", str(e).splitlines()[0])
+            reason = DUCKDB_WHERE.sub("", str(e).splitlines()[0])
             diag.add(info.name, f"record does not fit the {dialect} format: {reason}",
                      line=ln, record=rn)
             return
@@ -680,7 +688,7 @@ def _insert_chunk(store: EventStore, info: FileInfo, chunk: list, dialect: str, 
         _insert_chunk(store, info, chunk[mid:], dialect, diag)
 
 
-_DUCKDB_WHERE = re.compile(r' in file "[^"]*", in line \d+')
+DUCKDB_WHERE = re.compile(r' in file "[^"]*", in line \d+')
 
 
 def _careful(store: EventStore, info: FileInfo, path: Path, dialect: str, diag: Diagnostics) -> None:
