@@ -821,3 +821,21 @@ def test_utf16_json_lines_from_powershell_read_as_their_utf8_twin(tmp_path: Path
     same_name = [tuple(str(utf8) if v == str(utf16) else v for v in r) for r in rows16]
     assert same_name == rows8 and len(rows8) == 4
     assert problems16 == problems8 and [p[0] for p in problems8] == [3]
+
+
+def test_no_room_for_the_copy_of_a_damaged_file_falls_back_to_reading_it_record_by_record(tmp_path: Path) -> None:
+    """The copy is as big as the input; a full disk must not end the run (the careful path needs no copy)."""
+    import errno
+
+    from stagehunt.sources import damaged_jsonl
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(RECORDS["flat"](i)) for i in range(1, 6)) + b"\n{cut")
+    expected = _careful_only(path, damaged_jsonl, "load")
+
+    def full_disk(*_: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(damaged_jsonl, "_write_copy", full_disk)
+        assert _every_column(path) == expected and len(expected[0]) == 5 and [p[0] for p in expected[1]] == [6]

@@ -79,7 +79,10 @@ def _load_copy(store: EventStore, info: FileInfo, path: Path, dialect: str, diag
         for _ in range(MAX_ROUNDS + 1):
             if error is not None and not _place(error, kept_lines, suspects, rejected, dialect, from_copy):
                 return False
-            kept_lines, problems = _write_copy(src, lines, suspects, rejected, treated, copy)
+            try:
+                kept_lines, problems = _write_copy(src, lines, suspects, rejected, treated, copy)
+            except OSError:  # no room for a copy as big as the input: the careful path needs none
+                return False
             base, rows = store.next_rowid, len(kept_lines)
             try:
                 kept = store.insert_select(info, jsonfile.select_sql(dialect), [str(copy)],
