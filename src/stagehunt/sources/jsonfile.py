@@ -100,7 +100,8 @@ def _lines(text: bytes) -> Iterator[bytes]:
 
 def select_sql(dialect: str, layout: str = "newline_delimited") -> str:
     """SELECT of canonical columns from read_json(?) in `dialect` (one parameter: the file path); `layout`
-    is DuckDB's format: newline_delimited (JSON lines) or array (one JSON array of the records)."""
+    is DuckDB's format: newline_delimited (JSON lines), array (one JSON array of the records) or
+    unstructured (objects one after another, pretty-printed)."""
     d = DIALECTS[dialect]
     return canonical_sql(f"SELECT {d.raw_select_sql()} FROM (SELECT *{d.lets_sql()} FROM read_json(?, "
                          f"format='{layout}', records=true, columns={d.columns_sql()}))")

@@ -54,25 +54,22 @@ class LineIndex:
 def lines_starting(path: Path, firsts: bytes) -> dict[int, np.ndarray]:
     """For each byte of `firsts`, the (1-based) numbers of the lines that start with it, without an index of
     every line (a pretty-printed file has ~50 lines per event)."""
-    found: dict[int, list[np.ndarray]] = {b: [] for b in firsts}
+    state = {"lines_before": 0, "at_line_start": True}  # newlines before the window; whether a line starts at it
+
+    def window(off: int, a: np.ndarray) -> np.ndarray:
+        """(line number, first byte) of each line starting in this window."""
+        newlines = np.flatnonzero(a == 10)
+        # the line after the k-th newline here is line lines_before + k + 2; one starting at the window's
+        # first byte is line lines_before + 1
+        heads, numbers = newlines + 1, np.arange(len(newlines)) + state["lines_before"] + 2
+        if state["at_line_start"]:
+            heads, numbers = np.concatenate([[0], heads]), np.concatenate([[state["lines_before"] + 1], numbers])
+        inside = heads < len(a)  # a newline ending the window: the next window starts that line
+        state["lines_before"] += len(newlines)
+        state["at_line_start"] = bool(a[-1] == 10)
+        return np.stack([numbers[inside], a[heads[inside]]])  # fancy indexing: a copy
+
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        lines_before, at_line_start = 0, True  # newlines before the window; whether a line starts at it
-        for off in range(0, size, _WINDOW):
-            with mmap.mmap(f.fileno(), min(_WINDOW, size - off), offset=off, access=mmap.ACCESS_READ) as mm:
-                a = np.frombuffer(mm, dtype=np.uint8)
-                newlines = np.flatnonzero(a == 10)
-                # the line after the k-th newline here is line lines_before + k + 2; one starting at the
-                # window's first byte is line lines_before + 1
-                heads, numbers = newlines + 1, np.arange(len(newlines)) + lines_before + 2
-                if at_line_start:
-                    heads, numbers = np.concatenate([[0], heads]), np.concatenate([[lines_before + 1], numbers])
-                inside = heads < len(a)  # a newline ending the window: the next window starts that line
-                heads, numbers = heads[inside], numbers[inside]
-                starts_with = a[heads]
-                for b in firsts:
-                    found[b].append(numbers[starts_with == b])
-                at_line_start = bool(a[-1] == 10)
-                del a, starts_with  # the mapping cannot close while numpy holds it
-            lines_before += len(newlines)
-    return {b: np.concatenate(v) if v else np.zeros(0, dtype=np.int64) for b, v in found.items()}
+        parts = _each_window(f, os.fstat(f.fileno()).st_size, window)
+    found = np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), dtype=np.int64)
+    return {b: found[0][found[1] == b] for b in firsts}
