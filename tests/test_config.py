@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,11 @@ def test_toml_overrides_only_what_it_names(tmp_path):
     ("min_ips = 3\n[detection]\nwindow = \"1h\"\n", "unknown section(s) min_ips"),
     ("scope = \"all\"\n", "scope must be a section"),
     ("[scope]\nhome_networks = [\"10.0.0.0/33\"]\n", "is not a CIDR network"),
+    # host bits: 10.0.0.1/8 is not silently widened to 10.0.0.0/8 (nor taken as the one host)
+    ("[scope]\nhome_networks = [\"10.0.0.1/8\"]\n",
+     "'10.0.0.1/8' has host bits set; write 10.0.0.0/8 for the network or 10.0.0.1/32 for the one address"),
+    ("[exclusions]\ndestinations = [\"2001:db8::1/32\"]\n",
+     "[exclusions] destinations: '2001:db8::1/32' has host bits"),
     ("[exclusions]\nports = [70000]\n", "is not a port number"),
     ("[exclusions]\nprofiles = [\"nope\"]\n", "unknown profile 'nope'"),
     ("[scoring]\nmin_score = 101\n", "[scoring] min_score"),
@@ -72,3 +78,11 @@ def test_config_show_round_trips(tmp_path):
 @pytest.mark.parametrize(("text", "secs"), [("90s", 90), ("30m", 1800), ("24h", 86400), ("7d", 604800), (60, 60)])
 def test_durations(text, secs):
     assert parse_duration(text) == secs
+
+
+def test_home_net_with_host_bits_is_refused_on_the_command_line():
+    examples = str(Path(__file__).parents[1] / "examples")
+    res = _cli("hunt", examples, "--home-net", "192.168.1.10/24")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "'192.168.1.10/24' has host bits set; write 192.168.1.0/24" in res.stderr
+    assert _cli("hunt", examples, "--home-net", "192.168.1.0/24", "-O", "jsonl").returncode == 0

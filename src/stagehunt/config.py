@@ -265,9 +265,14 @@ def validate(cfg: Config) -> None:
 
 def _cidr(text: Any, where: str) -> None:
     try:
-        ipaddress.ip_network(str(text), strict=False)
+        address = ipaddress.ip_interface(str(text).strip())
     except ValueError:
         raise ConfigError(f"{where}: {text!r} is not a CIDR network (e.g. 10.0.0.0/8, 2001:db8::/32)") from None
+    if address.ip != address.network.network_address:
+        # 10.0.0.1/8 is a typo for 10.0.0.0/8 or for 10.0.0.1/32: widening it without a word could make a whole
+        # network internal (or excluded) where the user meant one host
+        raise ConfigError(f"{where}: {text!r} has host bits set; write {address.network} for the network or "
+                          f"{address.ip}/{address.max_prefixlen} for the one address")
 
 
 def load_config(path: str | Path | None = None) -> Config:
