@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 
+import orjson
 import pytest
 
 from stagehunt.inspect import FileReport, render
@@ -78,3 +79,18 @@ def test_a_newline_in_a_name_cannot_fake_a_line_of_its_own() -> None:
     assert not any(line.startswith("note: all clear") or line.startswith("note: forged") for line in lines)
     assert "a.jsonl\\nnote: all clear" in lines  # the name, escaped, on its line
     assert any(line.split() == ["note", "n\\nnote:", "forged"] for line in lines)
+
+
+def test_event_times_have_one_width_as_findings_print_them(tmp_path):
+    """A whole second and a fraction of one print alike (was `...:00Z` beside `...:19.950000Z`)."""
+    from typer.testing import CliRunner
+
+    from stagehunt.cli import app
+
+    lines = [{"EventID": 1, "Hostname": "h", "UtcTime": t, "ProcessGuid": "{1}", "ProcessId": "4", "Image": "a.exe"}
+             for t in ("2026-11-01 00:00:00.000", "2026-11-01 01:23:19.950")]
+    (tmp_path / "t.jsonl").write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    res = CliRunner().invoke(app, ["inspect", "--json", str(tmp_path / "t.jsonl")])
+    assert res.exit_code == 0, res.output
+    report = orjson.loads(res.stdout)["files"][0]
+    assert (report["first_event"], report["last_event"]) == ("2026-11-01T00:00:00.000Z", "2026-11-01T01:23:19.950Z")

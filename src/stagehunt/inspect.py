@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stagehunt.diagnostics import Diagnostics
+from stagehunt.findings import iso
 from stagehunt.sinks.table import WIDE, safe
 from stagehunt.store import EventStore
 
@@ -51,7 +52,7 @@ def file_reports(store: EventStore, diag: Diagnostics) -> list[FileReport]:
         problems = diag.for_file(info.name)
         reports.append(FileReport(
             file=info.name, format=info.format, events=info.rows, by_event_id=counts.get(info.name, {}),
-            first_event=first.isoformat() + "Z" if first else None, last_event=last.isoformat() + "Z" if last else None,
+            first_event=iso(first), last_event=iso(last),  # as findings print times: one width, milliseconds
             hosts=hosts or [], error_count=diag.counts.get(info.name, 0),
             errors=[{"line": p.line, "record": p.record, "message": p.message} for p in problems],
             notes=list(info.notes),
