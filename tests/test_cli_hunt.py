@@ -6,8 +6,11 @@ import csv
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -188,3 +191,40 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(tmp_pa
     assert res.stderr.splitlines() == [f"stagehunt: error: cannot write {target}: folder {target.parent} "
                                        "does not exist"]  # one line, and no hunt ran first
     assert not target.parent.exists()
+
+
+# A DuckDB statement that runs for a few seconds here (200 M rows) and for minutes (100 G rows).
+_SECONDS = "SELECT count(*) FROM range(200000000) a WHERE a.range % 7 = 3"
+_MINUTES = "SELECT count(*) FROM range(100000000000) a WHERE a.range % 7 = 3"
+
+
+def test_ctrl_c_inside_a_duckdb_statement_is_interrupted_not_an_internal_error():
+    """DuckDB's client turns SIGINT during a statement into RuntimeError("Query interrupted"): it was
+    reported as "internal error" with exit 1. (Now and then DuckDB misses the signal; Python then raises
+    KeyboardInterrupt when the statement ends, hence a statement that ends.)"""
+    code = ("import sys, duckdb, typer\nfrom stagehunt.cli import guarded\ncon = duckdb.connect()\n"
+            "con.execute('SET enable_progress_bar = false')\nprint('ready', flush=True)\n"
+            f"try:\n    guarded(lambda: con.execute({_SECONDS!r}).fetchall())\n"
+            "except typer.Exit as e:\n    sys.exit(e.exit_code)\n")
+    # SIGINT as a terminal's Ctrl-C delivers it (a test runner started in the background may ignore it)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.5)  # inside the statement
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=300)
+    assert (p.returncode, stderr.strip()) == (130, "stagehunt: error: interrupted")
+
+
+def test_an_interrupted_statement_is_interrupted_not_an_internal_error():
+    import duckdb
+    import typer
+
+    from stagehunt.cli import guarded
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    threading.Timer(0.3, con.interrupt).start()
+    with pytest.raises(typer.Exit) as e:
+        guarded(lambda: con.execute(_MINUTES).fetchall())
+    assert e.value.exit_code == 130

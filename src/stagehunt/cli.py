@@ -75,7 +75,7 @@ def guarded(fn: Callable[[], int | None]) -> None:
         raise
     except sources.InputError as e:
         fail(str(e))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, duckdb.InterruptException):
         fail("interrupted", 130)
     except duckdb.OutOfMemoryException as e:  # the configured limit is too small for this input
         first = str(e).splitlines()[0].removeprefix("Out of Memory Error: ")
@@ -83,11 +83,21 @@ def guarded(fn: Callable[[], int | None]) -> None:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
-    except Exception as e:  # an internal error: one line unless debugging
-        if os.environ.get("STAGEHUNT_DEBUG"):
-            raise
-        fail(f"internal error: {type(e).__name__}: {e} (set STAGEHUNT_DEBUG=1 for a traceback)", 1)
+    except RuntimeError as e:
+        # Ctrl-C inside a DuckDB statement: its Python client raises a bare RuntimeError, not the above
+        if str(e) == "Query interrupted":
+            fail("interrupted", 130)
+        internal(e)
+    except Exception as e:
+        internal(e)
     raise typer.Exit(code or 0)
+
+
+def internal(e: Exception) -> NoReturn:
+    """Our bug: one line unless debugging."""
+    if os.environ.get("STAGEHUNT_DEBUG"):
+        raise e
+    fail(f"internal error: {type(e).__name__}: {e} (set STAGEHUNT_DEBUG=1 for a traceback)", 1)
 
 
 def writable(out_file: Path | None) -> None:
