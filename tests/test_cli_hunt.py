@@ -228,3 +228,18 @@ def test_an_interrupted_statement_is_interrupted_not_an_internal_error():
     with pytest.raises(typer.Exit) as e:
         guarded(lambda: con.execute(_MINUTES).fetchall())
     assert e.value.exit_code == 130
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_cited_escaped(tmp_path):
+    """Linux file names may hold any bytes; such a name failed every record ("cannot encode str as UTF-8")."""
+    from stagehunt import hunt
+
+    odd = tmp_path / os.fsdecode(b"sysmon-\xff\xfe.jsonl")
+    odd.write_bytes((EXAMPLES / "sysmon-two-stage-c2.jsonl").read_bytes())
+    findings = hunt([odd])
+    assert len(findings) == 2
+    cited = {e.file for f in findings for e in f.evidence}
+    assert cited == {str(tmp_path / "sysmon-\\xff\\xfe.jsonl")}
+    res = subprocess.run([sys.executable, "-m", "stagehunt.cli", "hunt", str(tmp_path), "-O", "jsonl"],
+                         capture_output=True)
+    assert res.returncode == 0 and res.stdout.count(b"\n") == 2 and b"sysmon-\\\\xff\\\\xfe.jsonl" in res.stdout

@@ -36,6 +36,18 @@ class Input:
     found: bool = False  # found by walking a directory or a glob, not named by the user
     problem: str | None = None  # why it cannot be read at all (an archive that does not open): reported, skipped
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", displayable(self.name))
+
+
+def displayable(name: str) -> str:
+    """A file name as text every output (and DuckDB) takes: bytes that are not UTF-8, which Linux file names
+    may hold and Python keeps as lone surrogates, shown as `\\xff`."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # surrogates that did not come from bytes (a zip member's name)
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 Loader = Callable[[EventStore, Path, str, Diagnostics], FileInfo]
 
