@@ -243,3 +243,19 @@ def test_a_file_name_that_is_not_utf8_is_read_and_cited_escaped(tmp_path):
     res = subprocess.run([sys.executable, "-m", "stagehunt.cli", "hunt", str(tmp_path), "-O", "jsonl"],
                          capture_output=True)
     assert res.returncode == 0 and res.stdout.count(b"\n") == 2 and b"sysmon-\\\\xff\\\\xfe.jsonl" in res.stdout
+
+
+@pytest.mark.parametrize("command", [["hunt", str(EXAMPLES)], ["hunt", str(EXAMPLES), "-O", "csv"],
+                                     ["inspect", str(EXAMPLES)], ["export", "-t", "sigma"], ["config", "show"]])
+def test_a_closed_pipe_stops_quietly_and_a_full_disk_is_one_line(command: list[str]) -> None:
+    """`| head` closing early: Rich's table exited 1 on its own. A full disk was an "internal error"."""
+    p = subprocess.Popen([sys.executable, "-m", "stagehunt.cli", *command], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()  # closed before the first write, so every write meets a broken pipe
+    stderr = p.communicate(timeout=120)[1].decode()
+    assert p.returncode == 0 and "rror" not in stderr and "Traceback" not in stderr
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "stagehunt.cli", *command], stdout=full, stderr=subprocess.PIPE,
+                             text=True)
+    assert (res.returncode, res.stderr.strip()) == (2, "stagehunt: error: cannot write the output: "
+                                                       "No space left on device")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -71,6 +72,7 @@ def guarded(fn: Callable[[], int | None]) -> None:
     """Run a command body: user errors become one line and code 2, our bugs one line and code 1."""
     try:
         code = fn()
+        sys.stdout.flush()  # what is still buffered fails here, not at exit past this handler
     except typer.Exit:
         raise
     except sources.InputError as e:
@@ -81,8 +83,12 @@ def guarded(fn: Callable[[], int | None]) -> None:
         first = str(e).splitlines()[0].removeprefix("Out of Memory Error: ")
         fail(f"out of memory: {first}; raise memory_limit in the [engine] section of the --config file")
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         raise typer.Exit(0) from None
+    except OSError as e:  # the machine's, not ours: a full disk, a vanished or read-only folder
+        _drop_stdout()
+        what = f"cannot write {e.filename or 'the output'}: " if e.errno in _WRITE_ERRORS else ""
+        fail(what + str(e.strerror or e) + (f": {e.filename}" if e.filename and not what else ""))
     except RuntimeError as e:
         # Ctrl-C inside a DuckDB statement: its Python client raises a bare RuntimeError, not the above
         if str(e) == "Query interrupted":
@@ -91,6 +97,15 @@ def guarded(fn: Callable[[], int | None]) -> None:
     except Exception as e:
         internal(e)
     raise typer.Exit(code or 0)
+
+
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush of what is still buffered does
+    not fail again on the way out (and print "Exception ignored")."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def internal(e: Exception) -> NoReturn:
@@ -289,7 +304,7 @@ def hunt(
                     sink.write(f)
         except OSError as e:  # the disk filled, or the file went away since the check
             if out_file is None:
-                raise
+                raise  # standard output: guarded() says so, or stops quietly for a closed pipe
             fail(f"cannot write {out_file}: {e.strerror or e}")
         hidden = f"; {len(result.hidden)} hidden as benign or below --min-score" if result.hidden else ""
         err.print(Text(f"{len(result.findings)} finding(s) from {result.events} event(s) in "

@@ -166,14 +166,14 @@ validate.__doc__ = "\n\n".join((
 def print_report(report: Report) -> None:
     """The coverage table, then why each failing check failed, then a one-line summary."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from stagehunt.escape import terminal
+    from stagehunt.sinks.table import OutputConsole
 
     # a pipe or file has no width: use one the rows fit in rather than Rich's 80 columns
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+    out = OutputConsole(highlight=False, width=None if sys.stdout.isatty() else 150)
     table = Table(title="stagehunt validate", box=box.SIMPLE_HEAD, show_lines=False)
     for col, opts in (("scenario", {"no_wrap": True}), ("format", {"no_wrap": True}), ("expected", {}),
                       ("found", {}), ("verdict", {"no_wrap": True})):

@@ -6,14 +6,13 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
-from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from stagehunt.diagnostics import Diagnostics
 from stagehunt.findings import iso
-from stagehunt.sinks.table import WIDE, safe
+from stagehunt.sinks.table import WIDE, OutputConsole, safe
 from stagehunt.store import EventStore
 
 MAX_HOSTS = 5
@@ -78,7 +77,7 @@ def render(reports: list[FileReport], stream: TextIO | None = None) -> None:
     table squeezed into 80 columns folds paths into slivers of a few characters). A pipe or file gets the
     table at WIDE columns, as the hunt's table. File content and names are attacker-controlled: every value
     goes through the table sink's `safe` (control characters escaped, newlines shown as \\n)."""
-    console = Console(file=stream, highlight=False, markup=False, emoji=False,
+    console = OutputConsole(file=stream, highlight=False, markup=False, emoji=False,
                       width=None if (stream or sys.stdout).isatty() else WIDE)
     table = Table(title="stagehunt inspect")
     for col in ("file", "format", "events", "by event id", "first (UTC)", "last (UTC)", "hosts", "errors"):
