@@ -302,6 +302,50 @@ def test_gzip_keeps_its_own_name_so_evidence_cites_a_real_file(tmp_path: Path) -
     assert [(f, line, pid) for f, line, _, pid, _ in rows] == [(str(path), 1, 1), (str(path), 2, 2)]
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.integers(1, 60), members=st.integers(1, 3), cut=st.floats(0.0, 1.0), tail=st.sampled_from(
+    [b"", b"\0" * 700, b"garbage"]))
+def test_a_damaged_gzip_reads_as_the_text_before_the_damage(tmp_path: Path, events: int, members: int, cut: float,
+                                                           tail: bytes) -> None:
+    """Differential: a .gz cut anywhere, of one or more members, with zero padding or junk after it, reads
+    exactly as the text zlib gets out of it, written plainly (the gzip module dropped its last block, and
+    said nothing when some text had come out)."""
+    import zlib
+
+    text = _jsonl(tmp_path / "x", list(range(1, events + 1))).read_bytes()
+    parts = [text[k * len(text) // members:(k + 1) * len(text) // members] for k in range(members)]
+    whole = b"".join(gzip.compress(p, mtime=0) for p in parts)
+    blob = (whole + tail)[:max(11, int(len(whole + tail) * cut))]
+    # the reference: what zlib decompresses, member after member, until the data ends or breaks
+    expected, rest, broken = b"", blob, None
+    while rest.strip(b"\0"):
+        d = zlib.decompressobj(wbits=31)
+        try:
+            expected += d.decompress(rest)
+        except zlib.error:
+            broken = "corrupt"
+            break
+        if not d.eof:
+            broken = "cut short"
+            break
+        rest = d.unused_data
+    with tempfile.TemporaryDirectory() as folder:
+        case = Path(folder)
+        (case / "events.jsonl.gz").write_bytes(blob)
+        (case / "plain.jsonl").write_bytes(expected)
+        gz_rows, gz_diag, _ = _load(case / "events.jsonl.gz", "flat")
+        plain_rows, plain_diag, _ = _load(case / "plain.jsonl", "flat")
+    assert [r[1:] for r in gz_rows] == [r[1:] for r in plain_rows]
+    gz_problems = [(p.line, p.message) for p in gz_diag.problems]
+    gzip_notes = [m for line, m in gz_problems if line is None and "gzip" in m]
+    assert [x for x in gz_problems if x[1] not in gzip_notes] == [(p.line, p.message) for p in plain_diag.problems]
+    if broken is None:
+        assert not gzip_notes
+    elif expected:
+        assert len(gzip_notes) == 1 and gzip_notes[0].startswith(
+            f"gzip {'data corrupt' if broken == 'corrupt' else 'stream cut short'} after {len(expected):,} bytes")
+
+
 def test_zip_members_are_named_archive_bang_member(tmp_path: Path) -> None:
     path = tmp_path / "logs.zip"
     with zipfile.ZipFile(path, "w") as z:
@@ -319,7 +363,7 @@ def test_an_archive_that_does_not_open_is_reported_and_the_rest_read(tmp_path: P
     logs.mkdir()
     _jsonl(logs / "good.jsonl", [1, 2])
     (logs / "broken.zip").write_bytes(b"PK\x03\x04 not a zip")
-    (logs / "cut.jsonl.gz").write_bytes(gzip.compress(b"x" * 1000)[:12])
+    (logs / "cut.jsonl.gz").write_bytes(gzip.compress(b"x" * 1000)[:10])  # the header alone: no text
     encrypted = logs / "locked.zip"  # the members before an unreadable one are kept
     with zipfile.ZipFile(encrypted, "w") as z:
         z.writestr("first.jsonl", _jsonl(tmp_path / "first", [3]).read_bytes())
@@ -332,7 +376,7 @@ def test_an_archive_that_does_not_open_is_reported_and_the_rest_read(tmp_path: P
     assert sorted(pid for *_, pid, _ in rows) == [1, 2, 3]
     assert sorted((Path(p.file).name, p.message) for p in diag.problems) == [
         ("broken.zip", "cannot open zip archive: File is not a zip file"),
-        ("cut.jsonl.gz", "cannot decompress gzip: Compressed file ended before the end-of-stream marker was reached"),
+        ("cut.jsonl.gz", "cannot decompress gzip: stream cut short after 0 bytes of text"),
         ("locked.zip", "cannot open zip archive at member second.jsonl: encrypted, a password is needed")]
     res = _cli("hunt", str(logs))
     assert res.returncode == 0 and "Traceback" not in res.stderr.decode()

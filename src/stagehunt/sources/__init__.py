@@ -8,7 +8,6 @@ The format of each file is sniffed from its first bytes unless the user names it
 from __future__ import annotations
 
 import glob
-import gzip
 import importlib
 import io
 import shutil
@@ -35,6 +34,7 @@ class Input:
     path: Path  # a readable local file (containers and stdin are unpacked to a temp dir first)
     found: bool = False  # found by walking a directory or a glob, not named by the user
     problem: str | None = None  # why it cannot be read at all (an archive that does not open): reported, skipped
+    damage: str | None = None  # where its container broke off (a cut .gz): reported, what precedes is read
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", displayable(self.name))
@@ -154,16 +154,12 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
     suffix = inp.path.suffix.lower()
     if magic[:2] == b"\x1f\x8b":
         dest = workdir / f"{n}-{inp.path.name.removesuffix('.gz')}"
-        try:
-            with gzip.open(inp.path, "rb") as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-        except (OSError, EOFError, zlib.error) as e:
-            # a truncated gzip still yields what was decompressed before the damage
-            if not dest.exists() or dest.stat().st_size == 0:
-                yield _unopened(inp, suffix in (".gz", ".tgz"), f"cannot decompress gzip: {e}")
-                return
+        damage = _gunzip(inp.path, dest)
+        if damage is not None and dest.stat().st_size == 0:
+            yield _unopened(inp, suffix in (".gz", ".tgz"), f"cannot decompress gzip: {damage}")
+            return
         # evidence cites the file that exists (`x.jsonl.gz:12`, line 12 of its decompressed text)
-        yield Input(inp.name, dest, inp.found)
+        yield Input(inp.name, dest, inp.found, damage=damage and f"gzip {damage}; the text before it is read")
     elif magic == b"PK\x03\x04":
         where = ""  # the member being read, once the archive opened
         try:
@@ -185,6 +181,28 @@ def _unpack(inp: Input, workdir: Path) -> Iterator[Input]:
         yield _as_utf8(inp, workdir / f"{n}-{inp.path.name}")
     else:
         yield inp
+
+
+def _gunzip(src: Path, dest: Path) -> str | None:
+    """Decompress every member of gzip file `src` into `dest`; None if it is whole, else where it broke off,
+    with everything decompressed before that kept (a log copied while it was written, a download cut short:
+    the gzip module would drop the last block read and say nothing)."""
+    d, fed = zlib.decompressobj(wbits=31), False
+    with open(src, "rb") as f, open(dest, "wb") as out:
+        while chunk := f.read(1 << 20):
+            while chunk:
+                if not fed and not chunk.strip(b"\0"):
+                    break  # zeros after the last member: padding, as the gzip module allows
+                fed = True
+                try:
+                    out.write(d.decompress(chunk))
+                except zlib.error as e:
+                    return f"data corrupt after {out.tell():,} bytes of text ({e})"
+                if not d.eof:
+                    break
+                chunk, d, fed = d.unused_data, zlib.decompressobj(wbits=31), False  # the next member
+        out.write(d.flush())
+        return f"stream cut short after {out.tell():,} bytes of text" if fed and not d.eof else None
 
 
 def _as_utf8(inp: Input, dest: Path) -> Input:
@@ -254,6 +272,8 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
             diag.add(inp.name, inp.problem)
             store.begin_file(inp.name, "archive (unreadable)")
             continue
+        if inp.damage is not None:
+            diag.add(inp.name, inp.damage)
         if _empty(inp.path):  # a quiet host's export, a log just rotated: nothing to read, nothing wrong
             flush()
             store.begin_file(inp.name, "empty").notes.append("empty: no events")
