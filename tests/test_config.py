@@ -34,6 +34,7 @@ def test_toml_overrides_only_what_it_names(tmp_path):
 @pytest.mark.parametrize(("text", "says"), [
     ("[detection]\nmin_ips = \"two\"\n", "[detection] min_ips: expected an integer"),
     ("[detection]\nmin_ips = 1\n", "min_ips: must be at least 2"),
+    ("[detection]\nmin_ips = 5\n", "strong_ips (3) must be at least min_ips (5): raise strong_ips (--strong-ips)"),
     ("[detection]\nwindow = \"a day\"\n", "not a duration"),
     ("[detection]\nwindow_mode = \"hopping\"\n", "choose sliding or tumbling"),
     ("[detection]\nbogus = 1\n", "[detection]: unknown key(s) bogus"),

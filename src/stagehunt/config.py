@@ -223,7 +223,8 @@ def validate(cfg: Config) -> None:
     if d.min_ips < 2:
         raise ConfigError("[detection] min_ips: must be at least 2 (one address is not multi-stage)")
     if d.strong_ips < d.min_ips:
-        raise ConfigError("[detection] strong_ips: must be at least min_ips")
+        raise ConfigError(f"[detection] strong_ips ({d.strong_ips}) must be at least min_ips ({d.min_ips}): raise "
+                          "strong_ips (--strong-ips) with min_ips (--min-ips)")
     if d.window_mode not in ("sliding", "tumbling"):
         raise ConfigError(f"[detection] window_mode: {d.window_mode!r}; choose sliding or tumbling")
     if d.group_by not in ("process", "seed"):
