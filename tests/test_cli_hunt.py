@@ -259,3 +259,21 @@ def test_a_closed_pipe_stops_quietly_and_a_full_disk_is_one_line(command: list[s
                              text=True)
     assert (res.returncode, res.stderr.strip()) == (2, "stagehunt: error: cannot write the output: "
                                                        "No space left on device")
+
+
+def test_a_pipe_is_read_like_standard_input(tmp_path):
+    """`stagehunt hunt <(zcat logs.gz)` names a pipe (/dev/fd/63): it was "no such file or directory"."""
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    text = (EXAMPLES / "sysmon-two-stage-c2.jsonl").read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as w:
+            w.write(text)
+
+    threading.Thread(target=feed, daemon=True).start()
+    res = subprocess.run([sys.executable, "-m", "stagehunt.cli", "hunt", str(fifo), "-O", "jsonl"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    findings = [orjson.loads(line) for line in res.stdout.splitlines()]
+    assert len(findings) == 2 and {e["file"] for f in findings for e in f["evidence"]} == {str(fifo)}

@@ -120,7 +120,7 @@ def sniff(path: Path) -> str | None:
 
 def expand(paths: list[str], workdir: Path) -> Iterator[Input]:
     """Every input file named by `paths`, containers unpacked into `workdir`. Raises InputError."""
-    for p in paths:
+    for k, p in enumerate(paths):
         if p == "-":
             dest = workdir / "stdin"
             with open(dest, "wb") as out:
@@ -128,7 +128,16 @@ def expand(paths: list[str], workdir: Path) -> Iterator[Input]:
             yield from _unpack(Input("<stdin>", dest), workdir)
             continue
         path = Path(p)
-        if path.is_dir():
+        if path.exists() and not path.is_dir() and not path.is_file():
+            # a pipe (`<(zcat logs.gz)`, a FIFO) or a device: read once, as standard input is
+            dest = workdir / f"stream-{k}"
+            try:
+                with open(path, "rb") as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            except OSError as e:
+                raise InputError(f"{p}: cannot read: {e.strerror or e}") from None
+            yield from _unpack(Input(p, dest), workdir)
+        elif path.is_dir():
             for f in sorted(x for x in path.rglob("*") if x.is_file() and not x.name.startswith(".")):
                 yield from _unpack(Input(str(f), f, found=True), workdir)
         elif path.is_file():
