@@ -59,7 +59,8 @@ FORMAT_CHOICES = ", ".join(sources.FORMAT_HELP)
 FormatOpt = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help=f"Input format: {FORMAT_CHOICES}.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit with code 2 if any record could not be parsed.")]
 PathsArg = Annotated[list[str], typer.Argument(
-    metavar="PATH", help="Files, directories (read recursively), globs, .gz/.zip archives, or - for standard input.",
+    metavar="PATH", help="Files, directories (read recursively), globs, .gz/.zip archives, pipes, or - for standard "
+    "input.",
     show_default=False)]
 
 
