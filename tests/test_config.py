@@ -64,6 +64,20 @@ def test_bad_values_are_one_clear_error_naming_file_and_key(tmp_path, text, says
     assert len(res.stderr.strip().splitlines()) == 1 and says in res.stderr
 
 
+@pytest.mark.parametrize(("content", "says"), [
+    (None, "cannot read the config file: Is a directory"),
+    (b"[detection]\nmin_ips = 3 # \xe9\n", "not UTF-8 text, as TOML must be (byte 27)")])
+def test_a_config_that_is_no_text_file_is_one_clear_error(tmp_path, content, says):
+    p = tmp_path / "conf.toml"
+    if content is None:
+        p.mkdir()
+    else:
+        p.write_bytes(content)  # Latin-1, as an old editor saves it
+    res = _cli("config", "show", "--config", str(p))
+    assert res.returncode == 2 and res.stderr.startswith(f"stagehunt: error: {p}: ")
+    assert says in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
 def test_config_show_round_trips(tmp_path):
     p = tmp_path / "s.toml"
     p.write_text('[detection]\nmin_ips = 4\nstrong_ips = 5\n[exclusions]\nimages = ["C:\\\\Tools\\\\x.exe"]\n')

@@ -285,6 +285,10 @@ def load_config(path: str | Path | None = None) -> Config:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such config file") from None
+    except OSError as e:  # a folder, no permission
+        raise ConfigError(f"{p}: cannot read the config file: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text, as TOML must be (byte {e.start + 1})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from None
     sections = {f.name: f.type for f in fields(Config)}
