@@ -183,7 +183,7 @@ def report_problems(diag: Diagnostics, strict: bool, events_read: int) -> None:
         err.print(Text("warning: " + escape.terminal(str(p))))
     fatal = strict or events_read == 0
     why = "--strict: failing" if strict else "nothing could be read" if fatal else "use --strict to fail on this"
-    err.print(Text(f"{diag.total} record(s) or file(s) could not be read; the rest was used ({why})"))
+    err.print(Text(f"{diag.total} problem(s) in records or files; everything readable was used ({why})"))
     if fatal:
         raise typer.Exit(2)
 

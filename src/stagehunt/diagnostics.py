@@ -45,6 +45,10 @@ class Diagnostics:
         if self.counts[file] <= MAX_KEPT_PER_FILE:
             self.problems.append(Problem(file, line, record, message))
 
+    def add_count(self, file: str, n: int) -> None:
+        """Count `n` more problems of `file` beyond those kept (added one by one already)."""
+        self.counts[file] += n
+
     def for_file(self, file: str) -> list[Problem]:
         return [p for p in self.problems if p.file == file]
 

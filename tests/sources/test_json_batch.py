@@ -25,7 +25,10 @@ def _write(path: Path, dialect: str, markers: list[int]) -> Path:
 def _state(store: EventStore, diag: Diagnostics) -> tuple:
     rows = store.con.execute("SELECT * FROM events ORDER BY rowid").fetchall()
     files = [(f.name, f.format, f.first_rowid, f.rows, f.origin_unit, f.notes) for f in store.files]
-    return rows, files, [(p.file, p.line, p.record, p.message) for p in diag.problems], dict(diag.counts)
+    # per file in the order found (events without a time are reported once the rows are in: after a group of
+    # files read together, after each file read alone)
+    problems = sorted(((p.file, p.line, p.record, p.message) for p in diag.problems), key=lambda p: p[0])
+    return rows, files, problems, dict(diag.counts)
 
 
 def _together(inputs: list[sources.Input]) -> tuple:

@@ -135,11 +135,15 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 def _check_accounting(kinds: list[str], rows: list[tuple], diag: Diagnostics, name: str) -> None:
     loaded = [r[1] for r in rows]
-    reported = [p.line for p in diag.problems]
+    # an event loaded without a time it could read (an odd line's UtcTime: true) is also reported as such
+    timeless = [p.line for p in diag.problems if p.message.startswith("no time could be read")]
+    reported = [p.line for p in diag.problems if not p.message.startswith("no time could be read")]
     assert all(p.file == name for p in diag.problems)
     assert len(loaded) == len(set(loaded)), "a line was loaded twice"
-    assert len(reported) == len(set(reported)) == diag.total, "a line was reported twice or without its line"
+    assert len(reported) + len(timeless) == len(set(reported + timeless)) == diag.total, \
+        "a line was reported twice or without its line"
     assert not set(loaded) & set(reported), "a line was both loaded and reported"
+    assert set(timeless) <= set(loaded), "an event without a time was reported but not loaded"
     for ln, kind in enumerate(kinds, 1):
         if kind == "good":
             assert ln in loaded, f"good line {ln} lost"
@@ -543,7 +547,9 @@ def test_a_null_line_among_events_is_reported_where_an_empty_object_is_loaded(ne
         path = Path(tmp) / "events.jsonl"
         path.write_bytes(newline.join(lines) + newline)
         rows, diag, _ = _load(path)
-    assert [p.line for p in diag.problems] == [4]
+    parse_problems = [p.line for p in diag.problems if not p.message.startswith("no time could be read")]
+    assert parse_problems == [4]
+    assert [p.line for p in diag.problems if p.line != 4] == [2]  # `{}` loads, with no time: said so too
     assert [r[1] for r in rows] == [1, 2, 3, 5, 6]
     assert [r[3] for r in rows] == [1, None, 3, 5, 6]  # each record's pid is its line number
 
@@ -883,3 +889,32 @@ def test_no_room_for_the_copy_of_a_damaged_file_falls_back_to_reading_it_record_
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(damaged_jsonl, "_write_copy", full_disk)
         assert _every_column(path) == expected and len(expected[0]) == 5 and [p[0] for p in expected[1]] == [6]
+
+
+@pytest.mark.parametrize("layout", ["lines", "array"])
+def test_events_without_a_readable_time_are_reported_not_silently_unused(tmp_path: Path, layout: str) -> None:
+    """A network event whose time is missing or in a locale's spelling cannot fall in any window: it was
+    loaded, counted and then silently absent from every detection."""
+    records = [RECORDS["flat"](m) for m in range(1, 46)]
+    for m, rec in enumerate(records, 1):
+        if m % 3 == 0:
+            rec.pop("UtcTime")
+            rec.pop("TimeCreated", None)
+            rec.pop("@timestamp", None)
+        elif m % 3 == 1:
+            rec["UtcTime"] = "11/20/2026 11:41:19 PM"  # en-US, as some exports render it
+            rec.pop("TimeCreated", None)
+            rec.pop("@timestamp", None)
+    path = tmp_path / "events.json"
+    if layout == "lines":
+        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    else:
+        path.write_bytes(orjson.dumps(records))
+    rows, diag, _ = _load(path)
+    assert len(rows) == 45  # still events: counted by inspect, their context still usable
+    timeless = [m for m in range(1, 46) if m % 3 != 2]
+    assert diag.counts[str(path)] == len(timeless) == 30  # all counted, the first 20 kept
+    where = [p.line if layout == "lines" else p.record for p in diag.problems]
+    assert where == timeless[:20] and all(p.message.startswith("no time could be read") for p in diag.problems)
+    res = _cli("hunt", "--strict", str(path))
+    assert res.returncode == 2 and f"{path}" in res.stderr.decode()

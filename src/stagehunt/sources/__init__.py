@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stagehunt.diagnostics import Diagnostics, one_line
+from stagehunt.diagnostics import MAX_KEPT_PER_FILE, Diagnostics, one_line
 from stagehunt.sources import auditd, jsonfile
 from stagehunt.sources.dialects import DIALECTS
 from stagehunt.store import EventStore, FileInfo
@@ -252,6 +252,7 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
          on_file: Callable[[Input], None] | None = None) -> list[FileInfo]:
     """Load every input; an unrecognised or unreadable file becomes a diagnostic, never a crash."""
     store.expect_bytes(sum(_size(inp.path) for inp in inputs))
+    first_rowid = store.next_rowid
     infos: list[FileInfo] = []
     # consecutive small files of one reader (a JSON dialect, EVTX or XML) read with one statement
     batch: list[Input] = []
@@ -311,7 +312,29 @@ def load(store: EventStore, inputs: list[Input], fmt: str, diag: Diagnostics,
             infos.append(info)
     flush()
     store.finish()
+    _report_timeless(store, diag, first_rowid)
     return infos
+
+
+def _report_timeless(store: EventStore, diag: Diagnostics, first_rowid: int) -> None:
+    """Events whose time could not be read (a missing UtcTime, a locale's own spelling of it) cannot be placed
+    in any window: each is a problem of its record, not a silent gap in the detections. Only the rows from
+    `first_rowid` on: those this load added."""
+    per_file = store.con.execute("SELECT source_file, count(*) FROM events WHERE time IS NULL AND rowid >= ? "
+                                 "GROUP BY ALL ORDER BY min(rowid)", [first_rowid]).fetchall()
+    if not per_file:
+        return
+    first = store.con.execute(f"""
+        SELECT source_file, line_of_row(source_line, rowid), source_record FROM events
+        WHERE time IS NULL AND rowid >= ?
+        QUALIFY row_number() OVER (PARTITION BY source_file ORDER BY rowid) <= {MAX_KEPT_PER_FILE}
+        ORDER BY rowid""", [first_rowid]).fetchall()
+    why = ("no time could be read (Sysmon's UtcTime such as 2026-11-20 23:41:19.123, or ISO 8601 system time): "
+           "the detections cannot place this event in time")
+    for file, line, record in first:
+        diag.add(file, why, line=None if record is not None else line, record=record)
+    for file, n in per_file:
+        diag.add_count(file, n - min(n, MAX_KEPT_PER_FILE))
 
 
 def _hint(path: Path) -> str:
