@@ -918,3 +918,17 @@ def test_events_without_a_readable_time_are_reported_not_silently_unused(tmp_pat
     assert where == timeless[:20] and all(p.message.startswith("no time could be read") for p in diag.problems)
     res = _cli("hunt", "--strict", str(path))
     assert res.returncode == 2 and f"{path}" in res.stderr.decode()
+
+
+def test_an_unreadable_utctime_falls_back_to_the_system_time(tmp_path: Path) -> None:
+    """UtcTime in a locale's spelling beside an ISO @timestamp: the event takes the system time (it was NULL,
+    since a present UtcTime hid the system time from the parse)."""
+    rec = RECORDS["flat"](1) | {"UtcTime": "11/20/2026 11:41:19 PM", "@timestamp": "2026-11-20T23:41:19.250Z"}
+    rec.pop("TimeCreated", None)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(orjson.dumps(rec) + b"\n")
+    diag = Diagnostics()
+    with EventStore() as store:
+        sources.load(store, list(sources.expand([str(path)], store.tmpdir)), "flat", diag)
+        (time,) = store.con.execute("SELECT time FROM events").fetchone()
+    assert time == datetime(2026, 11, 20, 23, 41, 19, 250000) and diag.total == 0

@@ -321,12 +321,14 @@ def canonical_sql(raw: str) -> str:
             "WHEN 11 THEN 'file_create' WHEN 10 THEN 'process_access' WHEN 22 THEN 'dns' ELSE 'other' END) "
             "WHEN _provider = 'security' THEN (CASE _eid WHEN 4688 THEN 'process_start' WHEN 5156 THEN 'network' "
             "ELSE 'other' END) ELSE 'other' END")
-    # Sysmon's own UtcTime first (one clock for every event), the system time otherwise.
-    # Sysmon's own format parsed directly first (3x cheaper than the zone-aware cast, same result); any
-    # other spelling, with or without a zone, by the zone-aware cast.
-    t = "coalesce(NULLIF(utc_time, ''), sys_time)"
-    time = (f"coalesce(try_strptime({t}, '%Y-%m-%d %H:%M:%S.%g'), "
-            f"TRY_CAST(TRY_CAST({t} AS TIMESTAMPTZ) AS TIMESTAMP))")
+    # Sysmon's own UtcTime first (one clock for every event), the system time when UtcTime is missing or
+    # cannot be read (a locale's spelling). Sysmon's own format parsed directly first (3x cheaper than the
+    # zone-aware cast, same result); any other spelling, with or without a zone, by the zone-aware cast.
+    def parsed(t: str) -> str:
+        return (f"coalesce(try_strptime({t}, '%Y-%m-%d %H:%M:%S.%g'), "
+                f"TRY_CAST(TRY_CAST({t} AS TIMESTAMPTZ) AS TIMESTAMP))")
+
+    time = f"coalesce({parsed('utc_time')}, {parsed('sys_time')})"
     cols = ",\n".join([
         f"{kind} AS kind", "_provider AS provider", "_eid AS event_id", f"{time} AS time",
         "lower(NULLIF(host, '')) AS host",
