@@ -143,6 +143,7 @@ def test_on_a_terminal_reading_shows_a_progress_bar_and_still_finds(tmp_path):
     code, out = _in_a_terminal(["hunt", "big.jsonl"], tmp_path)
     assert code == 0, out
     assert "reading" in out and "big.jsonl" in out  # the bar, naming the file
+    assert "hunting: " in out  # then a spinner naming the stage after the read (silent before)
     assert "upd.exe" in out and "1 finding(s) from 250003 event(s)" in out, out[-2000:]
     assert "Traceback" not in out and "Exception in thread" not in out, out[-2000:]
 

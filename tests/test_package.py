@@ -35,3 +35,17 @@ def test_reading_telemetry_does_not_load_the_engine() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_api_names_each_stage_after_the_read() -> None:
+    """What a progress display shows once the read is done (minutes of silence at 5 M events otherwise)."""
+    from pathlib import Path
+
+    from stagehunt.api import hunt_detailed
+
+    seen: list[str] = []
+    result = hunt_detailed([Path(__file__).parents[1] / "examples"], on_stage=seen.append)
+    assert seen[0] == "building the process tree, scope and connections"
+    assert seen[-1] == f"scoring {len(result.findings) + len(result.hidden)} findings"
+    ran = [s.removeprefix("running ") for s in seen[1:-1]]
+    assert "multi_stage_c2" in ran and "parent_child_handoff" in ran and len(ran) == len(set(ran))

@@ -28,8 +28,10 @@ def open_store(cfg: Config) -> EventStore:
 
 def hunt_detailed(paths: Sequence[str | Path], config: Config | None = None, fmt: str = "auto",
                   detections: list[str] | None = None, diagnostics: Diagnostics | None = None,
-                  load: Callable[[EventStore, list[str], str, Diagnostics], None] | None = None) -> HuntResult:
-    """Read `paths`, run the detections, and return findings with what was read and what could not be."""
+                  load: Callable[[EventStore, list[str], str, Diagnostics], None] | None = None,
+                  on_stage: Callable[[str], None] | None = None) -> HuntResult:
+    """Read `paths`, run the detections, and return findings with what was read and what could not be.
+    `load` replaces the plain read (the CLI's shows a progress bar); `on_stage` is told each later stage."""
     cfg = config or Config()
     diag = diagnostics if diagnostics is not None else Diagnostics()
     with open_store(cfg) as store:
@@ -38,7 +40,7 @@ def hunt_detailed(paths: Sequence[str | Path], config: Config | None = None, fmt
             load(store, names, fmt, diag)
         else:
             sources.load(store, list(sources.expand(names, store.tmpdir)), fmt, diag)
-        everything = engine.run(store, cfg, detections)
+        everything = engine.run(store, cfg, detections, on_stage)
         shown = [f for f in everything if not f.suppressed and (f.score or 0) >= cfg.scoring.min_score]
         ids = {id(f) for f in shown}  # by identity: `f not in shown` compared whole findings, n * n times
         hidden = [f for f in everything if id(f) not in ids]

@@ -6,7 +6,8 @@ import errno
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -114,6 +115,29 @@ def internal(e: Exception) -> NoReturn:
     if os.environ.get("STAGEHUNT_DEBUG"):
         raise e
     fail(f"internal error: {type(e).__name__}: {e} (set STAGEHUNT_DEBUG=1 for a traceback)", 1)
+
+
+@contextmanager
+def stages() -> Iterator[Callable[[str], None] | None]:
+    """On a terminal, a spinner on standard error naming the stage after the read (the process tree, each
+    detection, scoring), which would otherwise pass in silence; elsewhere nothing."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    status = err.status("", spinner="dots")
+    started = False
+
+    def show(stage: str) -> None:
+        nonlocal started
+        status.update(f"hunting: {stage}")
+        if not started:
+            status.start()
+            started = True
+
+    try:
+        yield show
+    finally:
+        status.stop()
 
 
 def writable(out_file: Path | None) -> None:
@@ -292,7 +316,9 @@ def hunt(
             fail(str(e))
         diag = Diagnostics()
         try:
-            result = api.hunt_detailed(paths, cfg, fmt, detection or None, diag, load=load_inputs)
+            with stages() as on_stage:
+                result = api.hunt_detailed(paths, cfg, fmt, detection or None, diag, load=load_inputs,
+                                           on_stage=on_stage)
         except EngineError as e:
             fail(f"{cfg.engine.name} engine: {e}")
         findings = result.findings + (result.hidden if include_suppressed else [])
