@@ -197,3 +197,11 @@ def test_cli_table_for_the_fleet() -> None:
     out = cli("-s", "fleet-vs-lone", "-f", "xml")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "(x50)" in out.stdout and "outranks" in out.stdout and "1 checks: 1 PASS" in out.stdout
+
+
+def test_on_a_terminal_validate_shows_which_scenario_it_proves(tmp_path: Path) -> None:
+    from test_cli_hunt import _in_a_terminal
+
+    code, out = _in_a_terminal(["validate", "-s", "injected-stage", "-s", "fp-config-management"], tmp_path)
+    assert code == 0, out[-2000:]
+    assert "validating" in out and "9 checks: 9 PASS" in out, out[-2000:]

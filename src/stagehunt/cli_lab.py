@@ -129,7 +129,21 @@ def validate(
             fail(str(e))
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
-        report = run_validation(cfg, formats, addresses, names, keep)
+        if sys.stderr.isatty():  # ~12 s for all scenarios: show which one is being proved
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            from stagehunt.cli import err
+
+            with Progress(TextColumn("validating {task.description}"), BarColumn(), MofNCompleteColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("", total=None)
+
+                def shown(done: int, total: int, name: str) -> None:
+                    bar.update(task, completed=done, total=total, description=name)
+
+                report = run_validation(cfg, formats, addresses, names, keep, shown)
+        else:
+            report = run_validation(cfg, formats, addresses, names, keep)
         if not report.cells:
             fail("no requested format exists for the requested scenarios")
         if as_json:

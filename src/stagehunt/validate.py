@@ -15,7 +15,7 @@ Verdicts, per scenario and format:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -196,9 +196,10 @@ def check(scenario: Scenario, fmt: str, path: Path, cfg: Config) -> Cell:
 
 def validate(config: Config | None = None, formats: Iterable[str] | None = None,
              c2: tuple[str, str] = DEFAULT_C2, scenarios: Iterable[str] | None = None,
-             workdir: Path | None = None) -> Report:
+             workdir: Path | None = None, on_scenario: Callable[[int, int, str], None] | None = None) -> Report:
     """Simulate, hunt and judge every scenario in every applicable format (in a temp dir unless
-    `workdir` is given). Internal C2 addresses (a lab's private canaries) switch count_internal on."""
+    `workdir` is given). Internal C2 addresses (a lab's private canaries) switch count_internal on.
+    `on_scenario(done, total, name)` is told as each scenario starts (a progress display)."""
     cfg = config or Config()
     notes = []
     internal = needs_count_internal(c2, cfg.scope)
@@ -213,7 +214,9 @@ def validate(config: Config | None = None, formats: Iterable[str] | None = None,
     with tempfile.TemporaryDirectory(prefix="stagehunt-validate-") as tmp:
         root = workdir or Path(tmp)
         cells = []
-        for sc in chosen:
+        for k, sc in enumerate(chosen):
+            if on_scenario is not None:
+                on_scenario(k, len(chosen), sc.name)
             write_scenario(root, sc, wanted, cfg.scope)
             cells += [check(sc, f.name, root / sc.name / f.file_name, cfg) for f in applicable(sc, wanted)]
     return Report(cells, c2, internal, notes)
