@@ -932,3 +932,39 @@ def test_an_unreadable_utctime_falls_back_to_the_system_time(tmp_path: Path) -> 
         sources.load(store, list(sources.expand([str(path)], store.tmpdir)), "flat", diag)
         (time,) = store.con.execute("SELECT time FROM events").fetchone()
     assert time == datetime(2026, 11, 20, 23, 41, 19, 250000) and diag.total == 0
+
+
+_SCALARS = (st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+            | st.floats(allow_nan=False, allow_infinity=False) | st.text(st.characters(blacklist_categories=("Cs",)),
+                                                                         max_size=8))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=5), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(elements=st.lists(st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=6), _VALUES,
+                                         max_size=5) | _VALUES, max_size=10),
+       indent=st.booleans(), bom=st.booleans())
+def test_an_array_streamed_by_duckdb_reads_as_the_whole_array_in_python(elements: list, indent: bool,
+                                                                         bom: bool) -> None:
+    """Differential: a clean JSON array's elements handed over by DuckDB a batch at a time (what Azure Syslog
+    and AUOMS exports take now: the whole array as Python objects was ~7x the file) are the records and
+    problems of reading the whole array with orjson; with a BOM too (orjson refuses one, and the careful
+    reading then took `[null]` for a JSON line)."""
+    from stagehunt.sources.jsonfile import _array_items, _careful_array, _one_clean_array, _streamed_elements
+
+    text = orjson.dumps(elements, option=orjson.OPT_INDENT_2 if indent else 0) + b"\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, path = Path(tmp) / "plain.json", Path(tmp) / "export.json"
+        plain.write_bytes(text)
+        path.write_bytes((_BOM if bom else b"") + text)
+        careful_problems: list[tuple] = []
+        careful = list(_careful_array(plain, lambda *p: careful_problems.append(p)))
+        streamed_problems: list[tuple] = []
+        assert _one_clean_array(path)
+
+        def report(*p: Any) -> None:
+            streamed_problems.append(p)
+
+        streamed = list(_array_items(_streamed_elements(path, report), report))
+    assert streamed == careful and streamed_problems == careful_problems
