@@ -278,3 +278,23 @@ def test_a_pipe_is_read_like_standard_input(tmp_path):
     assert res.returncode == 0, res.stderr
     findings = [orjson.loads(line) for line in res.stdout.splitlines()]
     assert len(findings) == 2 and {e["file"] for f in findings for e in f["evidence"]} == {str(fifo)}
+
+
+def test_overlapping_exports_count_each_connection_once(tmp_path):
+    """The same events read from two files (a collector's export and the host's own, or a copy beside its
+    .gz) were counted twice: connection_count doubled and every connection cited twice."""
+    import gzip
+
+    from stagehunt import hunt
+
+    text = (EXAMPLES / "sysmon-two-stage-c2.jsonl").read_bytes()
+    (tmp_path / "a-collector.jsonl").write_bytes(text)
+    (tmp_path / "b-host.jsonl.gz").write_bytes(gzip.compress(text))
+
+    def shape(findings):
+        return sorted((f.detection_type, f.connection_count, tuple(f.ip_list), len(f.evidence),
+                       tuple(e.line for e in f.evidence)) for f in findings)
+
+    once, twice = hunt([EXAMPLES / "sysmon-two-stage-c2.jsonl"]), hunt([tmp_path])
+    assert shape(twice) == shape(once) and {f.connection_count for f in once} == {3, 5}
+    assert {e.file for f in twice for e in f.evidence if e.kind == "network"} == {str(tmp_path / "a-collector.jsonl")}
