@@ -298,3 +298,10 @@ def test_overlapping_exports_count_each_connection_once(tmp_path):
     once, twice = hunt([EXAMPLES / "sysmon-two-stage-c2.jsonl"]), hunt([tmp_path])
     assert shape(twice) == shape(once) and {f.connection_count for f in once} == {3, 5}
     assert {e.file for f in twice for e in f.evidence if e.kind == "network"} == {str(tmp_path / "a-collector.jsonl")}
+    # within one file too (at-least-once delivery): each line twice in a row; the first of each pair cited
+    doubled = tmp_path / "doubled" / "siem.jsonl"
+    doubled.parent.mkdir()
+    doubled.write_bytes(b"".join(line + line for line in text.splitlines(keepends=True)))
+    again = hunt([doubled])
+    assert [s[:4] for s in shape(again)] == [s[:4] for s in shape(once)]
+    assert sorted(tuple((ln + 1) // 2 for ln in s[4]) for s in shape(again)) == sorted(s[4] for s in shape(once))

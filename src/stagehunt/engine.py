@@ -27,7 +27,7 @@ def prepare(store: EventStore, cfg: Config) -> None:
     con = store.con
     processes.build(con)  # defines the macros (macros.py) too
     build_ip_scope(con, cfg)
-    processes.build_connections(con, cfg.exclusions.ports, len(store.files))
+    processes.build_connections(con, cfg.exclusions.ports)
     # per networked process: its context from its start event, else what its connections say
     con.execute("""
         CREATE OR REPLACE TEMP TABLE ctx AS
