@@ -89,8 +89,9 @@ def guarded(fn: Callable[[], int | None]) -> None:
         raise typer.Exit(0) from None
     except OSError as e:  # the machine's, not ours: a full disk, a vanished or read-only folder
         _drop_stdout()
-        what = f"cannot write {e.filename or 'the output'}: " if e.errno in _WRITE_ERRORS else ""
-        fail(what + str(e.strerror or e) + (f": {e.filename}" if e.filename and not what else ""))
+        if e.errno in _WRITE_ERRORS:
+            fail(f"cannot write {e.filename or 'the output'}: {e.strerror}")
+        fail(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
     except RuntimeError as e:
         # Ctrl-C inside a DuckDB statement: its Python client raises a bare RuntimeError, not the above
         if str(e) == "Query interrupted":
@@ -101,7 +102,7 @@ def guarded(fn: Callable[[], int | None]) -> None:
     raise typer.Exit(code or 0)
 
 
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}  # only writing meets these
 
 
 def _drop_stdout() -> None:

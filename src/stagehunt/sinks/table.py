@@ -27,15 +27,6 @@ from stagehunt.sinks.base import Sink, scrub
 MAX_IPS = 3
 MAX_PORTS = 5
 WIDE = 200  # width used when writing to a file or pipe, where no terminal says how wide
-
-
-class OutputConsole(Console):
-    """A Rich console for standard output or a file. A closed pipe (`| head`) raises BrokenPipeError, which
-    the CLI turns into a quiet exit 0 as Unix tools do; Rich's own handling exits with status 1."""
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True  # nothing more from this console
-        raise BrokenPipeError("output closed")
 MIN_REASON = 40  # columns the first reason needs to be worth a table column of its own
 # Caps keep long hosts or paths from starving the reason column; what exceeds a cap folds, never truncates.
 COLUMNS: list[tuple[str, dict[str, Any]]] = [
@@ -103,6 +94,15 @@ def _severity(f: Finding, sep: str = "\n") -> Text:
                 style=_SEVERITY_STYLE.get((f.severity or "").lower(), ""))
 
 
+class OutputConsole(Console):
+    """A Rich console for standard output or a file. A closed pipe (`| head`) raises BrokenPipeError, which
+    the CLI turns into a quiet exit 0 as Unix tools do; Rich's own handling exits with status 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True  # nothing more from this console
+        raise BrokenPipeError("output closed")
+
+
 class TableSink(Sink):
     """Collects findings and renders them on close (a table needs all its rows to size its columns)."""
 
@@ -114,7 +114,7 @@ class TableSink(Sink):
             super().__init__(target)
             # not a terminal (a file, a pipe): no colour codes, and wide enough for the full table
             self.console = OutputConsole(file=self.stream, highlight=False, emoji=False, markup=False,
-                                   width=width or (None if self.stream.isatty() else WIDE))
+                                         width=width or (None if self.stream.isatty() else WIDE))
         self.verbose = verbose
         self.findings: list[Finding] = []
 
