@@ -130,6 +130,7 @@ class _Document:
         # the last event parsed, held until the stretch after it is seen: a stray </Event> there can show
         # that it was cut short (and so parsed without the rest of its content)
         self.pending: Triple | None = None
+        self.pending_parts = False  # whether the pending event had an EventData, UserData or RenderingInfo
         self.gap_system = False  # a <System> start tag seen in the stretch since the last event
         self.gap_part = [False, False]  # an event part's start and end tag seen there (the rest of one?)
 
@@ -187,12 +188,12 @@ class _Document:
                 self._more(i)
                 continue
             self._advance(i)
-            yield from self._flush()
             self.seen += 1
             self.gap_reported = self.gap_system = False
             self.gap_part = [False, False]
             nxt = event_start(self.buf, i + 6)
             if end < 0 or 0 <= nxt < end:
+                yield from self._flush()
                 why = "document ends inside this <Event> (file truncated?)" if nxt < 0 else \
                     "<Event> has no </Event> before the next <Event>"
                 self.diag.add(self.name, why, line=self.line)
@@ -202,10 +203,22 @@ class _Document:
                 continue
             xml = self.buf[i:end + 8]
             try:
-                self.pending = (_one_event(xml), self.line, None)
+                parsed: Triple | None = (_one_event(xml), self.line, None)
             except (ParseError, ValueError) as e:
+                parsed = None
+                self._rest_of_pending(xml)
                 self.diag.add(self.name, f"malformed event XML: {_reason(e)}", line=self.line)
+            yield from self._flush()
+            self.pending, self.pending_parts = parsed, _PART_START.search(xml) is not None
             self._advance(end + 8, gap=False)
+
+    def _rest_of_pending(self, xml: bytes) -> None:
+        """A malformed piece holding whole event parts but no System, after an event of a System alone:
+        `</Event><Event` inside one event split it in two (the gap check's case, with the rest in a piece)."""
+        if (self.pending is not None and not self.pending_parts and b"<System" not in xml
+                and _PART_START.search(xml) and _PART_END.search(xml)):
+            self.diag.add(self.name, "a stray </Event> cuts this event short; it is skipped", line=self.pending[1])
+            self.pending = None
 
     def _flush(self) -> Iterator[Triple]:
         if self.pending is not None:
